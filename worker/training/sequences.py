@@ -1,0 +1,68 @@
+"""How prompts and responses become token sequences, and how batches are padded.
+
+One convention everywhere (pretraining, generation, reward model, PPO, DPO):
+a prompt is `[BOS] prompt "\n"` and a response is `response [EOS]`. Prompt and
+response are tokenized separately and concatenated, so the boundary between
+them is known exactly.
+"""
+
+import torch
+from transformers import PreTrainedTokenizerBase
+
+PROMPT_SEPARATOR = "\n"
+
+
+def encode_prompt(tokenizer: PreTrainedTokenizerBase, prompt: str) -> list[int]:
+    ids = tokenizer.encode(prompt + PROMPT_SEPARATOR, add_special_tokens=False)
+    bos = tokenizer.bos_token_id
+    return ids if bos is None else [bos, *ids]
+
+
+def encode_response(tokenizer: PreTrainedTokenizerBase, response: str) -> list[int]:
+    return [*tokenizer.encode(response, add_special_tokens=False), tokenizer.eos_token_id]
+
+
+def ensure_pad_token(tokenizer: PreTrainedTokenizerBase) -> None:
+    """Give a third-party tokenizer without one a pad token.
+
+    Our own code masks by length, never by comparing ids with the pad id, so
+    reusing EOS here cannot hide EOS from the loss.
+    """
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+
+
+def pad_right(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token lists → input_ids (B, T) and attention_mask (B, T), padded on the right."""
+    width = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for row, sequence in enumerate(sequences):
+        ids[row, : len(sequence)] = torch.tensor(sequence, dtype=torch.long)
+        mask[row, : len(sequence)] = 1
+    return ids, mask
+
+
+def pad_left(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token lists → input_ids (B, T) and attention_mask (B, T), padded on the left.
+
+    Generation appends to the right end of every row at once, so prompts must
+    end in the same column.
+    """
+    width = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for row, sequence in enumerate(sequences):
+        ids[row, width - len(sequence) :] = torch.tensor(sequence, dtype=torch.long)
+        mask[row, width - len(sequence) :] = 1
+    return ids, mask
+
+
+def position_ids_for(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Positions (B, T) counting only real tokens, so left padding does not shift them."""
+    return (attention_mask.cumsum(-1) - 1).clamp(min=0)
+
+
+def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Index (B,) of the last real token of each right-padded row."""
+    return attention_mask.sum(-1) - 1
