@@ -1,0 +1,181 @@
+"""The `tuneloop` command line.
+
+Every command exits 0 on success and 2 with one `error: ...` line on bad
+arguments or input, having changed nothing.
+"""
+
+import argparse
+import getpass
+import sys
+from pathlib import Path
+
+from app.errors import TuneloopError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    try:
+        return args.run(args) or 0
+    except TuneloopError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tuneloop", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    db = commands.add_parser("db", help="database schema").add_subparsers(metavar="ACTION")
+    upgrade = db.add_parser("upgrade", help="apply migrations (to head by default)")
+    upgrade.add_argument("--revision", default="head")
+    upgrade.set_defaults(run=_db_upgrade)
+    downgrade = db.add_parser("downgrade", help="revert migrations to REVISION ('base': all)")
+    downgrade.add_argument("revision")
+    downgrade.set_defaults(run=_db_downgrade)
+
+    user = commands.add_parser("user", help="accounts").add_subparsers(metavar="ACTION")
+    create = user.add_parser("create", help="create a rater (or an admin with --admin)")
+    create.add_argument("name")
+    create.add_argument("--admin", action="store_true")
+    create.add_argument("--password", help="omit to be asked; an API-only user when not a terminal")
+    create.set_defaults(run=_user_create)
+
+    token = commands.add_parser("token", help="API tokens").add_subparsers(metavar="ACTION")
+    token_create = token.add_parser("create", help="print a new API token for USER (shown once)")
+    token_create.add_argument("user")
+    token_create.add_argument("--name", default="")
+    token_create.set_defaults(run=_token_create)
+    token_revoke = token.add_parser("revoke", help="revoke a token, given whole or by its prefix")
+    token_revoke.add_argument("token")
+    token_revoke.set_defaults(run=_token_revoke)
+
+    prompts = commands.add_parser("prompts", help="prompts").add_subparsers(metavar="ACTION")
+    prompts_import = prompts.add_parser("import", help="import prompts from a .jsonl or .csv file")
+    prompts_import.add_argument("file", type=Path)
+    prompts_import.add_argument("--source", help="source label (default: the file name)")
+    prompts_import.set_defaults(run=_prompts_import)
+
+    serve = commands.add_parser("serve", help="run the web server")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1, help="web server processes")
+    serve.set_defaults(run=_serve)
+
+    worker = commands.add_parser("worker", help="run a Celery worker")
+    worker.add_argument("--queues", default="generate,train", help="comma-separated: generate,train")
+    worker.set_defaults(run=_worker)
+
+    checkpoint = commands.add_parser("checkpoint", help="checkpoints").add_subparsers(metavar="ACTION")
+    register = checkpoint.add_parser("register", help="register a local Hugging Face causal LM directory")
+    register.add_argument("path", type=Path)
+    register.add_argument("--name", default="")
+    register.set_defaults(run=_checkpoint_register)
+    build_base = checkpoint.add_parser("build-base", help="build the small local base model and register it")
+    build_base.set_defaults(run=_checkpoint_build_base)
+
+    demo = commands.add_parser("demo", help="run the whole loop locally on the embedded defaults")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument("--simulate", type=int, default=0, metavar="N", help="also run N simulated raters")
+    demo.set_defaults(run=_demo)
+    return parser
+
+
+def _db_upgrade(args) -> None:
+    from app.migrate import upgrade
+    from app.settings import get_settings
+
+    upgrade(get_settings().database_url, args.revision)
+
+
+def _db_downgrade(args) -> None:
+    from app.migrate import downgrade
+    from app.settings import get_settings
+
+    downgrade(get_settings().database_url, args.revision)
+
+
+def _user_create(args) -> None:
+    from app.db import session_scope
+    from app.users.service import create_user
+
+    password = args.password
+    if password is None and sys.stdin.isatty():
+        password = getpass.getpass(f"password for {args.name}: ") or None
+    with session_scope() as db:
+        user = create_user(db, args.name, admin=args.admin, password=password)
+        print(f"created {user.role} {user.name} (id {user.id})", file=sys.stderr)
+
+
+def _token_create(args) -> None:
+    from app.db import session_scope
+    from app.users.service import create_token, get_user_by_name
+
+    with session_scope() as db:
+        token = create_token(db, get_user_by_name(db, args.user), name=args.name)
+    print(token)
+
+
+def _token_revoke(args) -> None:
+    from app.db import session_scope
+    from app.errors import NotFound
+    from app.users.service import revoke_token
+
+    with session_scope() as db:
+        if not revoke_token(db, args.token):
+            raise NotFound("no live token matches")
+    print("revoked", file=sys.stderr)
+
+
+def _prompts_import(args) -> None:
+    from app.db import session_scope
+    from app.prompts.service import add_prompts, parse_prompt_file
+
+    prompts = parse_prompt_file(args.file, args.source)
+    with session_scope() as db:
+        ids = add_prompts(db, prompts)
+    print(f"imported {len(ids)} prompts from {args.file}", file=sys.stderr)
+
+
+def _serve(args) -> None:
+    import uvicorn
+
+    uvicorn.run("app.main:create_app", factory=True, host=args.host, port=args.port,
+                workers=args.workers, proxy_headers=True, log_level="info")
+
+
+def _worker(args) -> None:
+    from worker.run import run_worker
+
+    run_worker(args.queues.split(","))
+
+
+def _checkpoint_register(args) -> None:
+    from app.checkpoints.service import register_checkpoint
+    from app.db import session_scope
+
+    with session_scope() as db:
+        checkpoint = register_checkpoint(db, args.path, name=args.name)
+        print(f"registered checkpoint v{checkpoint.version} ({checkpoint.status})", file=sys.stderr)
+
+
+def _checkpoint_build_base(args) -> None:
+    from worker.base_checkpoint import build_and_register_base
+
+    build_and_register_base()
+
+
+def _demo(args) -> None:
+    from worker.demo import run_demo
+
+    run_demo(host=args.host, port=args.port, simulated_raters=args.simulate)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

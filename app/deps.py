@@ -1,0 +1,74 @@
+"""Dependency aliases shared by every route: the database session and the caller."""
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from sqlalchemy.orm import Session
+
+from app.auth.session_cookie import COOKIE_NAME, BrowserSession, decode_session
+from app.db import get_sessionmaker
+from app.models import Role, User
+from app.users.service import user_for_token
+
+
+def get_db() -> Iterator[Session]:
+    """The one place that commits: after the route returns, before the response is sent."""
+    session = get_sessionmaker()()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+# scope="function": the commit above runs before the response leaves, so a 2xx
+# always means the data is stored.
+SessionDep = Annotated[Session, Depends(get_db, scope="function")]
+
+
+def get_browser_session(request: Request) -> BrowserSession | None:
+    return decode_session(request.cookies.get(COOKIE_NAME))
+
+
+BrowserSessionDep = Annotated[BrowserSession | None, Depends(get_browser_session)]
+
+
+def get_current_user(request: Request, db: SessionDep, browser: BrowserSessionDep) -> User:
+    header = request.headers.get("authorization", "")
+    if header:
+        scheme, _, token = header.partition(" ")
+        user = user_for_token(db, token.strip()) if scheme.lower() == "bearer" else None
+        if user is None:
+            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid or revoked API token",
+                                headers={"WWW-Authenticate": "Bearer"})
+    else:
+        user = db.get(User, browser.user_id) if browser else None
+        if user is None or not user.is_active:
+            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "not signed in",
+                                headers={"WWW-Authenticate": "Bearer"})
+    request.state.user = user
+    return user
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+def get_current_rater(user: CurrentUser) -> User:
+    # Admins may rate too (they often calibrate the guidelines that way).
+    return user
+
+
+CurrentRater = Annotated[User, Depends(get_current_rater)]
+
+
+def get_current_admin(user: CurrentUser) -> User:
+    if user.role != Role.admin:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "admins only")
+    return user
+
+
+CurrentAdmin = Annotated[User, Depends(get_current_admin)]

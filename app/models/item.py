@@ -1,0 +1,72 @@
+from datetime import datetime
+from enum import StrEnum
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.models.base import Base, CreatedAt, str_enum
+from app.models.prompt import Prompt
+from app.models.sample import Sample
+
+
+class ItemKind(StrEnum):
+    compare = "compare"  # two or more responses to one prompt
+    score = "score"  # one response, scored 1..7
+
+
+class ItemPurpose(StrEnum):
+    train = "train"  # two samples of the current policy: reward-model data
+    progress = "progress"  # current vs previous checkpoint, blind: human win rate
+    client = "client"  # responses a REST client brought
+
+
+class Item(CreatedAt, Base):
+    """What a rater is asked: a comparison of responses, or one response to score."""
+
+    __tablename__ = "item"
+    __table_args__ = (sa.Index("ix_item_done_id", "done", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[ItemKind] = mapped_column(str_enum(ItemKind))
+    purpose: Mapped[ItemPurpose] = mapped_column(str_enum(ItemPurpose), default=ItemPurpose.train)
+    prompt_id: Mapped[int] = mapped_column(sa.ForeignKey("prompt.id", ondelete="CASCADE"), index=True)
+    # How many raters must answer it, and how many have (kept with each rating).
+    overlap: Mapped[int] = mapped_column(default=1)
+    answers: Mapped[int] = mapped_column(default=0)
+    # answers >= overlap; kept as a column so finding open items is one index scan.
+    done: Mapped[bool] = mapped_column(default=False)
+
+    prompt: Mapped[Prompt] = relationship()
+    responses: Mapped[list["ItemResponse"]] = relationship(
+        order_by="ItemResponse.position", cascade="all, delete-orphan"
+    )
+    leases: Mapped[list["Lease"]] = relationship(cascade="all, delete-orphan")
+
+
+class ItemResponse(Base):
+    __tablename__ = "item_response"
+
+    item_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("item.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(primary_key=True)
+    sample_id: Mapped[int] = mapped_column(sa.ForeignKey("sample.id"), index=True)
+
+    sample: Mapped[Sample] = relationship()
+
+
+class Lease(CreatedAt, Base):
+    """A rater's claim on an item; counts toward its overlap until it expires."""
+
+    __tablename__ = "lease"
+    __table_args__ = (sa.UniqueConstraint("item_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(sa.ForeignKey("item.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    # Positions of the item's responses in the order this rater sees them
+    # (sides are swapped at random, per lease).
+    display_order: Mapped[list] = mapped_column(default=list)
+    # A skipped item is never offered to this rater again and frees its slot.
+    skipped_at: Mapped[datetime | None]

@@ -1,0 +1,51 @@
+"""One typed settings object, read from `TUNELOOP_*` environment variables."""
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEVELOPMENT_SECRET = "development-only-secret-change-me"
+EMBEDDED_BROKER = "embedded"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TUNELOOP_", extra="ignore")
+
+    env: Literal["development", "production"] = "development"
+    database_url: str = "sqlite:///./var/tuneloop.db"
+    # "embedded" means kombu's SQLAlchemy transport on a SQLite file under var_dir,
+    # so the demo needs no Redis; production sets redis://...
+    broker_url: str = EMBEDDED_BROKER
+    checkpoint_dir: Path = Path("./var/checkpoints")
+    var_dir: Path = Path("./var")
+    secret_key: str = DEVELOPMENT_SECRET
+
+    lease_seconds: int = 600
+    default_overlap: int = 1
+    max_body_bytes: int = 2_000_000
+    max_text_chars: int = 20_000
+    api_rate_per_minute: int = 6000
+    login_attempts_per_minute: int = 10
+    # Serve cookies with the Secure flag; set when behind TLS.
+    secure_cookies: bool = False
+
+    @model_validator(mode="after")
+    def _refuse_default_secret(self) -> "Settings":
+        if self.env != "development" and self.secret_key == DEVELOPMENT_SECRET:
+            raise ValueError(
+                "TUNELOOP_SECRET_KEY must be set outside development "
+                "(TUNELOOP_ENV=production)"
+            )
+        return self
+
+    @property
+    def embedded_broker(self) -> bool:
+        return self.broker_url == EMBEDDED_BROKER
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,137 @@
+"""Shared fixtures: real PostgreSQL and Redis, schema built by `alembic upgrade head`.
+
+Every test that touches the database runs on PostgreSQL; tests that must also
+hold on the embedded default ask for `sqlite_url` or use the `any_db` fixture.
+"""
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from tests.services import PostgresServer, RedisServer
+
+ARTIFACTS = Path(__file__).parent / "artifacts"
+
+
+def reset_app_caches() -> None:
+    """Forget cached settings and engines after the environment changed."""
+    from app import db, settings
+
+    if db.get_engine.cache_info().currsize:
+        db.get_engine().dispose()
+    settings.get_settings.cache_clear()
+    db.get_engine.cache_clear()
+    db.get_sessionmaker.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer | None]:
+    if os.environ.get("TUNELOOP_TEST_DATABASE_URL"):
+        yield None
+        return
+    server = PostgresServer.start()
+    yield server
+    server.destroy()
+
+
+@pytest.fixture(scope="session")
+def pg_url(postgres) -> str:
+    return os.environ.get("TUNELOOP_TEST_DATABASE_URL") or postgres.url
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer | None]:
+    if os.environ.get("TUNELOOP_TEST_REDIS_URL"):
+        yield None
+        return
+    server = RedisServer.start()
+    yield server
+    server.destroy()
+
+
+@pytest.fixture(scope="session")
+def redis_url(redis_server) -> str:
+    return os.environ.get("TUNELOOP_TEST_REDIS_URL") or redis_server.url
+
+
+@pytest.fixture(scope="session")
+def app_env(pg_url, tmp_path_factory) -> Iterator[str]:
+    """Point tuneloop (and any server it starts) at the test database, migrated."""
+    from app.migrate import downgrade, upgrade
+
+    var = tmp_path_factory.mktemp("var")
+    saved = dict(os.environ)
+    os.environ.update({
+        "TUNELOOP_DATABASE_URL": pg_url,
+        "TUNELOOP_VAR_DIR": str(var),
+        "TUNELOOP_CHECKPOINT_DIR": str(var / "checkpoints"),
+        "TUNELOOP_ENV": "development",
+    })
+    reset_app_caches()
+    downgrade(pg_url, "base")  # a reused server may hold an older schema
+    upgrade(pg_url)
+    yield pg_url
+    os.environ.clear()
+    os.environ.update(saved)
+    reset_app_caches()
+
+
+def truncate_all(session: Session) -> None:
+    from app.models import Base
+
+    tables = [t.name for t in Base.metadata.sorted_tables]
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text(f"TRUNCATE {', '.join(f'{chr(34)}{t}{chr(34)}' for t in tables)} "
+                             "RESTART IDENTITY CASCADE"))
+    else:
+        for table in reversed(tables):
+            session.execute(text(f'DELETE FROM "{table}"'))
+    session.commit()
+
+
+@pytest.fixture
+def db(app_env) -> Iterator[Session]:
+    """A session on an emptied PostgreSQL database."""
+    from app.db import get_sessionmaker
+
+    session = get_sessionmaker()()
+    truncate_all(session)
+    yield session
+    session.rollback()
+    session.close()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path) -> str:
+    return f"sqlite:///{tmp_path / 'tuneloop.db'}"
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def any_db(request, app_env, tmp_path) -> Iterator[Session]:
+    """A migrated, empty database of each kind; settings point at it."""
+    from app.db import get_sessionmaker
+    from app.migrate import upgrade
+
+    if request.param == "postgresql":
+        yield request.getfixturevalue("db")
+        return
+    url = f"sqlite:///{tmp_path / 'tuneloop.db'}"
+    upgrade(url)
+    saved = os.environ["TUNELOOP_DATABASE_URL"]
+    os.environ["TUNELOOP_DATABASE_URL"] = url
+    reset_app_caches()
+    session = get_sessionmaker()()
+    yield session
+    session.close()
+    os.environ["TUNELOOP_DATABASE_URL"] = saved
+    reset_app_caches()
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS

@@ -1,0 +1,30 @@
+"""Small builders for test data, going through the same services the app uses."""
+
+from sqlalchemy.orm import Session
+
+from app.feedback.items import create_item
+from app.models import ItemPurpose, Prompt, Sample, User
+from app.users.service import create_user
+
+
+def make_user(db: Session, name: str, *, admin: bool = False, password: str | None = None) -> User:
+    return create_user(db, name, admin=admin, password=password)
+
+
+def make_items(db: Session, count: int, *, overlap: int = 1, responses: int = 2,
+               prompt_text: str = "Prompt {i}", checkpoint_id: int | None = None) -> list[int]:
+    ids = []
+    for i in range(count):
+        prompt = Prompt(text=prompt_text.format(i=i), source="test", tags=[])
+        db.add(prompt)
+        db.flush()
+        samples = [Sample(prompt_id=prompt.id, checkpoint_id=checkpoint_id,
+                          text=f"Response {chr(65 + j)} to {i}", generation={}) for j in range(responses)]
+        db.add_all(samples)
+        db.flush()
+        item = create_item(db, prompt_id=prompt.id, sample_ids=[s.id for s in samples],
+                           purpose=ItemPurpose.train, overlap=overlap)
+        db.flush()
+        ids.append(item.id)
+    db.commit()
+    return ids
