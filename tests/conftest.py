@@ -135,3 +135,24 @@ def any_db(request, app_env, tmp_path) -> Iterator[Session]:
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def live_server(app_env) -> Iterator[str]:
+    """The real server (uvicorn in its own process) on the test database."""
+    import subprocess
+    import sys
+
+    from tests.services import free_port, wait_for_port
+
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
+        env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    try:
+        wait_for_port(port, timeout=30)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
