@@ -66,3 +66,18 @@ def position_ids_for(attention_mask: torch.Tensor) -> torch.Tensor:
 def last_token_index(attention_mask: torch.Tensor) -> torch.Tensor:
     """Index (B,) of the last real token of each right-padded row."""
     return attention_mask.sum(-1) - 1
+
+
+def pad_prompt_response(
+    prompt_ids: list[list[int]], response_ids: list[list[int]], pad_id: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Concatenate prompt and response tokens, right-padded.
+
+    Returns input_ids (B, T), attention_mask (B, T) and response_mask (B, T),
+    which is 1 exactly on response tokens (their EOS included).
+    """
+    input_ids, attention_mask = pad_right([p + r for p, r in zip(prompt_ids, response_ids)], pad_id)
+    response_mask = torch.zeros_like(attention_mask)
+    for row, (prompt, response) in enumerate(zip(prompt_ids, response_ids)):
+        response_mask[row, len(prompt) : len(prompt) + len(response)] = 1
+    return input_ids, attention_mask, response_mask

@@ -1,0 +1,163 @@
+"""Optimise a policy straight from preference pairs with DPO (Rafailov et al. 2023).
+
+The frozen reference is the starting policy. Its log-probs of every pair are
+computed once before training (they never change), which halves the work of
+each step. A tie is trained as a pair whose label is a coin flip (label
+smoothing 0.5): it pulls the two implicit rewards together instead of
+being dropped. Dropout is off (models kept in eval mode) so the policy and
+the reference are compared on equal terms.
+"""
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from peft import PeftModel, TaskType
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from worker.training.checkpoint_io import write_checkpoint
+from worker.training.data import PreferencePair, TrainingCancelled, TrainResult
+from worker.training.devices import autocast_for, pick_device
+from worker.training.logprobs import token_logprobs
+from worker.training.lora import add_lora, merged_model
+from worker.training.losses import dpo_loss
+from worker.training.sequences import encode_prompt, encode_response, ensure_pad_token, pad_prompt_response
+
+ALGORITHM = "dpo"
+
+
+@dataclass
+class DPOConfig:
+    seed: int = 0
+    epochs: int = 1
+    batch_size: int = 32  # pairs per optimiser step
+    # Rafailov et al. use 1e-6 on billion-parameter models; the small local
+    # model needs a much larger step to move within a few hundred pairs.
+    learning_rate: float = 1e-4
+    beta: float = 0.1
+    label_smoothing: float = 0.0  # assumed probability that a label is flipped
+    max_length: int = 256  # tokens of prompt + response
+    lora_r: int = 0
+    lora_alpha: int = 16
+    device: str = "auto"
+    dtype: str = "float32"
+
+
+def run_dpo(
+    policy_dir: Path,
+    pairs: list[PreferencePair],
+    config: DPOConfig,
+    out_dir: Path,
+    on_metrics: Callable[[int, dict[str, float]], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> TrainResult:
+    if not pairs:
+        raise ValueError("DPO needs at least one preference pair")
+    # Setup.
+    random.seed(config.seed)
+    torch.manual_seed(config.seed)
+    device = pick_device(config.device)
+    tokenizer = AutoTokenizer.from_pretrained(policy_dir)
+    ensure_pad_token(tokenizer)
+    policy = AutoModelForCausalLM.from_pretrained(policy_dir)
+    if config.lora_r > 0:
+        policy = add_lora(policy, config.lora_r, config.lora_alpha, TaskType.CAUSAL_LM)
+    policy.to(device).eval()
+    optimizer = torch.optim.AdamW(
+        [p for p in policy.parameters() if p.requires_grad], lr=config.learning_rate, weight_decay=0.0
+    )
+
+    # Data: token ids of both responses of every pair, truncated to max_length.
+    def encode(pair: PreferencePair) -> tuple[list[int], list[int], list[int]]:
+        prompt = encode_prompt(tokenizer, pair.prompt)
+        room = max(1, config.max_length - len(prompt))
+        return prompt, encode_response(tokenizer, pair.chosen)[:room], encode_response(tokenizer, pair.rejected)[:room]
+
+    encoded = [encode(pair) for pair in pairs]
+    smoothing = [0.5 if pair.tie else config.label_smoothing for pair in pairs]
+
+    def response_logps(model: torch.nn.Module, rows: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Summed log-probs of the chosen and rejected responses, (B,) each, from one 2B-row pass."""
+        prompts = [encoded[i][0] for i in rows] * 2
+        responses = [encoded[i][1] for i in rows] + [encoded[i][2] for i in rows]
+        input_ids, attention_mask, response_mask = pad_prompt_response(prompts, responses, tokenizer.pad_token_id)
+        with autocast_for(device, config.dtype):
+            logprobs, _ = token_logprobs(model, input_ids.to(device), attention_mask.to(device))  # (2B, T-1)
+        summed = (logprobs.float() * response_mask[:, 1:].to(device)).sum(-1)  # (2B,)
+        return summed[: len(rows)], summed[len(rows) :]
+
+    reference_chosen, reference_rejected = _reference_logps(policy, response_logps, len(pairs), config.batch_size)
+
+    # Loop.
+    order = random.Random(config.seed)
+    step, started, metrics = 0, time.perf_counter(), {}
+    for _ in range(config.epochs):
+        indices = list(range(len(pairs)))
+        order.shuffle(indices)
+        for start in range(0, len(pairs), config.batch_size):
+            if should_stop is not None and should_stop():
+                raise TrainingCancelled(f"DPO cancelled at step {step}")
+            rows = indices[start : start + config.batch_size]
+            chosen_logps, rejected_logps = response_logps(policy, rows)
+            losses, chosen_rewards, rejected_rewards = dpo_loss(
+                chosen_logps,
+                rejected_logps,
+                reference_chosen[rows],
+                reference_rejected[rows],
+                config.beta,
+                torch.tensor([smoothing[i] for i in rows], device=device),
+            )
+            loss = losses.mean()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            decided = torch.tensor([not pairs[i].tie for i in rows], device=device)
+            metrics = {
+                "loss": loss.item(),
+                "chosen_reward": chosen_rewards.mean().item(),
+                "rejected_reward": rejected_rewards.mean().item(),
+                # Both log-probs often fall together; what matters is the margin.
+                "chosen_logps": chosen_logps.detach().mean().item(),
+                "rejected_logps": rejected_logps.detach().mean().item(),
+                "pairs_per_second": step * config.batch_size / (time.perf_counter() - started),
+            }
+            if decided.any():
+                margin = (chosen_rewards - rejected_rewards)[decided]
+                metrics["reward_accuracy"] = (margin > 0).float().mean().item()
+                metrics["reward_margin"] = margin.mean().item()
+            if on_metrics is not None:
+                on_metrics(step, metrics)
+
+    # Checkpoint.
+    policy = merged_model(policy)
+
+    def save(directory: Path) -> None:
+        policy.save_pretrained(directory)
+        tokenizer.save_pretrained(directory)
+
+    summary = {**metrics, "steps": float(step), "pairs": float(len(pairs)), "ties": float(sum(p.tie for p in pairs))}
+    write_checkpoint(out_dir, save, algorithm=ALGORITHM, config=asdict(config), metrics=summary, parent=str(policy_dir))
+    return TrainResult(Path(out_dir), summary)
+
+
+@torch.no_grad()
+def _reference_logps(
+    policy: torch.nn.Module,
+    response_logps: Callable[[torch.nn.Module, list[int]], tuple[torch.Tensor, torch.Tensor]],
+    n_pairs: int,
+    batch_size: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Chosen and rejected log-probs (N,) under the starting policy (adapter off under LoRA)."""
+    batches = [list(range(i, min(i + batch_size, n_pairs))) for i in range(0, n_pairs, batch_size)]
+    if isinstance(policy, PeftModel):
+        with policy.disable_adapter():
+            results = [response_logps(policy, rows) for rows in batches]
+    else:
+        results = [response_logps(policy, rows) for rows in batches]
+    chosen, rejected = zip(*results)
+    return torch.cat(chosen), torch.cat(rejected)

@@ -1,0 +1,30 @@
+"""Per-token log-probabilities of a sequence under a causal LM."""
+
+import torch
+import torch.nn.functional as F
+from transformers import PreTrainedModel
+
+from worker.training.sequences import position_ids_for
+
+
+def token_logprobs(
+    model: PreTrainedModel,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    temperature: float = 1.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-probability of each token given the tokens before it.
+
+    input_ids, attention_mask: (B, T), right-padded. Returns logprobs (B, T-1)
+    for tokens 1..T-1 and the logits (B, T-1, V) they came from. The logits
+    are divided by the sampling temperature so that the log-probs describe the
+    distribution the tokens were actually sampled from.
+    """
+    logits = model(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        position_ids=position_ids_for(attention_mask),
+    ).logits[:, :-1, :].float() / temperature  # (B, T-1, V)
+    targets = input_ids[:, 1:]  # (B, T-1)
+    logprobs = torch.gather(F.log_softmax(logits, dim=-1), 2, targets[:, :, None]).squeeze(-1)
+    return logprobs, logits

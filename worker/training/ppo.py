@@ -1,0 +1,254 @@
+"""Optimise a policy against a reward model with PPO and a KL penalty
+(Ziegler et al. 2019; Ouyang et al. 2022).
+
+Each step: sample responses for a batch of prompts (left-padded, KV-cached),
+score prompt+response once (right-padded) under the policy, the frozen
+reference and the value model, reward = reward-model score at the EOS token
+minus a per-token KL penalty, GAE advantages, then a few epochs of clipped
+policy and value updates on minibatches.
+
+The value model starts as a copy of the reward model (backbone and head):
+it already maps a text to a reward-like scalar, so early value estimates
+are informative rather than noise, which a randomly initialised head would
+add to every advantage (InstructGPT does the same). Dropout is off everywhere
+(models kept in eval mode), otherwise the log-probs of the sampling pass and
+the training pass differ before any update.
+"""
+
+import copy
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from peft import PeftModel, TaskType
+from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+
+from worker.training.advantages import gae
+from worker.training.checkpoint_io import write_checkpoint
+from worker.training.data import TrainingCancelled, TrainResult
+from worker.training.devices import autocast_for, pick_device
+from worker.training.generation import generate_responses
+from worker.training.kl_control import AdaptiveKLController, FixedKLController
+from worker.training.logprobs import token_logprobs
+from worker.training.lora import add_lora, merged_model, unwrap_model
+from worker.training.losses import (
+    entropy_from_logits,
+    kl_k1,
+    kl_k3,
+    masked_mean,
+    masked_whiten,
+    ppo_policy_loss,
+    ppo_value_loss,
+)
+from worker.training.reward_model import RewardScorer, token_scores
+from worker.training.sequences import ensure_pad_token, last_token_index, pad_prompt_response
+
+ALGORITHM = "ppo"
+
+
+@dataclass
+class PPOConfig:
+    seed: int = 0
+    steps: int = 20  # rollout-and-update iterations
+    rollout_batch_size: int = 32  # prompts sampled per step
+    minibatch_size: int = 16
+    ppo_epochs: int = 4  # passes over each rollout batch (Schulman et al. 2017)
+    learning_rate: float = 1e-4
+    max_new_tokens: int = 48
+    # Rollouts sample at this temperature with no top-k/top-p: truncation
+    # would make the sampled distribution differ from the one scored, and the
+    # KL estimate can go negative.
+    temperature: float = 1.0
+    gamma: float = 1.0
+    lam: float = 0.95
+    clip_range: float = 0.2
+    value_clip_range: float = 0.2
+    value_loss_coef: float = 0.1
+    kl_coef: float = 0.05  # initial coefficient of the per-token KL penalty
+    kl_target: float | None = None  # set (e.g. 6.0, Ziegler et al.) for the adaptive controller
+    kl_horizon: int = 10_000
+    reward_clip: float = 5.0  # normalised rewards are clipped to ±this
+    missing_eos_penalty: float = 1.0  # subtracted from the score of a response cut off before EOS
+    max_grad_norm: float = 1.0
+    lora_r: int = 0
+    lora_alpha: int = 16
+    device: str = "auto"
+    dtype: str = "float32"
+
+
+def run_ppo(
+    policy_dir: Path,
+    reward_model_dir: Path,
+    prompts: list[str],
+    config: PPOConfig,
+    out_dir: Path,
+    on_metrics: Callable[[int, dict[str, float]], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> TrainResult:
+    if not prompts:
+        raise ValueError("PPO needs at least one prompt")
+    # Setup.
+    random.seed(config.seed)
+    torch.manual_seed(config.seed)
+    device = pick_device(config.device)
+    tokenizer = AutoTokenizer.from_pretrained(policy_dir)
+    ensure_pad_token(tokenizer)
+    policy = AutoModelForCausalLM.from_pretrained(policy_dir)
+    value_model = AutoModelForSequenceClassification.from_pretrained(reward_model_dir)
+    scorer = RewardScorer(reward_model_dir, config.device)
+    with torch.no_grad():
+        # Match the head's scale to the normalised rewards the values predict.
+        unwrap_model(value_model).score.weight.div_(scorer.std)
+    if config.lora_r > 0:
+        # The reference is the policy with its adapter switched off.
+        policy = add_lora(policy, config.lora_r, config.lora_alpha, TaskType.CAUSAL_LM)
+        value_model = add_lora(value_model, config.lora_r, config.lora_alpha, TaskType.SEQ_CLS)
+        reference = None
+    else:
+        reference = copy.deepcopy(policy).requires_grad_(False)
+        reference.to(device).eval()
+    policy.to(device).eval()
+    value_model.to(device).eval()
+    trainable = [p for model in (policy, value_model) for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, eps=1e-5)
+    kl_controller = (
+        AdaptiveKLController(config.kl_coef, config.kl_target, config.kl_horizon)
+        if config.kl_target is not None
+        else FixedKLController(config.kl_coef)
+    )
+
+    # Data: prompts cycled in a seeded random order.
+    prompt_order = random.Random(config.seed)
+    queue: list[str] = []
+
+    def next_prompts() -> list[str]:
+        while len(queue) < config.rollout_batch_size:
+            refill = list(prompts)
+            prompt_order.shuffle(refill)
+            queue.extend(refill)
+        batch = queue[: config.rollout_batch_size]
+        del queue[: config.rollout_batch_size]
+        return batch
+
+    # Loop.
+    started = time.perf_counter()
+    metrics: dict[str, float] = {}
+    for step in range(1, config.steps + 1):
+        if should_stop is not None and should_stop():
+            raise TrainingCancelled(f"PPO cancelled at step {step}")
+
+        # Rollout.
+        generated = generate_responses(
+            policy,
+            tokenizer,
+            next_prompts(),
+            max_new_tokens=config.max_new_tokens,
+            temperature=config.temperature,
+            batch_size=config.rollout_batch_size,
+            seed=config.seed * 1_000_003 + step,
+        )
+        input_ids, attention_mask, response_mask = pad_prompt_response(
+            [g.prompt_ids for g in generated], [g.token_ids for g in generated], tokenizer.pad_token_id
+        )  # (B, T) each
+        input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
+        # Position t of a (B, T-1) tensor is about predicting token t+1.
+        action_mask = response_mask[:, 1:].to(device).float()  # (B, T-1)
+        with torch.no_grad(), autocast_for(device, config.dtype):
+            old_logprobs, _ = token_logprobs(policy, input_ids, attention_mask, config.temperature)
+            reference_logprobs = _reference_logprobs(policy, reference, input_ids, attention_mask, config.temperature)
+            old_values = token_scores(value_model, input_ids, attention_mask)[:, :-1].float()  # (B, T-1)
+        scores = scorer.score([g.prompt for g in generated], [g.text for g in generated]).to(device)  # (B,)
+        scores = scores.clamp(-config.reward_clip, config.reward_clip)
+        ended = torch.tensor([g.ended_with_eos for g in generated], device=device)
+        scores = torch.where(ended, scores, scores - config.missing_eos_penalty)
+
+        # Rewards: KL penalty on every response token, the score on the last one.
+        kl = kl_k1(old_logprobs, reference_logprobs) * action_mask  # (B, T-1)
+        rewards = -kl_controller.coef * kl
+        last_action = last_token_index(attention_mask) - 1  # (B,)
+        rewards[torch.arange(len(generated), device=device), last_action] += scores
+        advantages, returns = gae(rewards, old_values, action_mask, config.gamma, config.lam)
+        advantages = masked_whiten(advantages, action_mask)
+
+        # Update: a few epochs of minibatches over this rollout.
+        update_sums = {"loss": 0.0, "policy_loss": 0.0, "value_loss": 0.0, "clip_fraction": 0.0,
+                       "value_clip_fraction": 0.0, "entropy": 0.0}
+        n_updates = 0
+        for _ in range(config.ppo_epochs):
+            order = torch.randperm(len(generated))
+            for start in range(0, len(generated), config.minibatch_size):
+                rows = order[start : start + config.minibatch_size].to(device)
+                mask = action_mask[rows]
+                with autocast_for(device, config.dtype):
+                    logprobs, logits = token_logprobs(policy, input_ids[rows], attention_mask[rows], config.temperature)
+                    values = token_scores(value_model, input_ids[rows], attention_mask[rows])[:, :-1].float()
+                policy_loss, clip_fraction = ppo_policy_loss(
+                    logprobs, old_logprobs[rows], advantages[rows], mask, config.clip_range
+                )
+                value_loss, value_clip_fraction = ppo_value_loss(
+                    values, old_values[rows], returns[rows], mask, config.value_clip_range
+                )
+                loss = policy_loss + config.value_loss_coef * value_loss
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                with torch.no_grad():
+                    entropy = masked_mean(entropy_from_logits(logits), mask)
+                for name, value in (("loss", loss), ("policy_loss", policy_loss), ("value_loss", value_loss),
+                                    ("clip_fraction", clip_fraction), ("value_clip_fraction", value_clip_fraction),
+                                    ("entropy", entropy)):
+                    update_sums[name] += value.item()
+                n_updates += 1
+
+        sequence_kl = kl.sum(-1).mean().item()
+        kl_controller.update(sequence_kl, len(generated))
+        metrics = {
+            **{name: total / n_updates for name, total in update_sums.items()},
+            "reward_mean": scores.mean().item(),
+            "kl": sequence_kl,
+            "kl_k3": (kl_k3(old_logprobs, reference_logprobs) * action_mask).sum(-1).mean().item(),
+            "kl_coef": kl_controller.coef,
+            "response_length": action_mask.sum(-1).mean().item(),
+            "eos_rate": ended.float().mean().item(),
+            "rollouts_per_second": step * config.rollout_batch_size / (time.perf_counter() - started),
+        }
+        if on_metrics is not None:
+            on_metrics(step, metrics)
+
+    # Checkpoint: the policy only; the value model was a training aid.
+    policy = merged_model(policy)
+
+    def save(directory: Path) -> None:
+        policy.save_pretrained(directory)
+        tokenizer.save_pretrained(directory)
+
+    summary = {**metrics, "steps": float(config.steps)}
+    write_checkpoint(
+        out_dir,
+        save,
+        algorithm=ALGORITHM,
+        config=asdict(config),
+        metrics=summary,
+        parent=str(policy_dir),
+        extra_metadata={"reward_model": str(reward_model_dir)},
+    )
+    return TrainResult(Path(out_dir), summary)
+
+
+def _reference_logprobs(
+    policy: torch.nn.Module,
+    reference: torch.nn.Module | None,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    temperature: float,
+) -> torch.Tensor:
+    """Log-probs (B, T-1) under the frozen reference: a copy, or the policy without its adapter."""
+    if reference is not None:
+        return token_logprobs(reference, input_ids, attention_mask, temperature)[0]
+    assert isinstance(policy, PeftModel)
+    with policy.disable_adapter():
+        return token_logprobs(policy, input_ids, attention_mask, temperature)[0]

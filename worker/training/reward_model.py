@@ -1,0 +1,274 @@
+"""Fit a reward model to human preferences (Bradley–Terry), as in InstructGPT.
+
+The reward model is the policy's own network with a scalar head read at the
+last real token of `prompt + response + EOS` (right padding). Pairs train it
+directly; ties pull two rewards together; 1..7 scores become pairs between
+responses to the same prompt, since raters use a scale consistently only
+relative to what they saw next to it. Rewards are normalised to mean 0 and
+std 1 over the responses it was trained on; the mean and std are stored in
+the checkpoint's metadata so PPO sees normalised rewards.
+"""
+
+import itertools
+import math
+import random
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from peft import TaskType
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
+
+from worker.training.checkpoint_io import read_metadata, write_checkpoint
+from worker.training.data import PreferencePair, ScoredResponse, TrainingCancelled, TrainResult
+from worker.training.devices import autocast_for, pick_device
+from worker.training.lora import add_lora, merged_model, unwrap_model
+from worker.training.losses import bradley_terry_loss
+from worker.training.sequences import (
+    encode_prompt,
+    encode_response,
+    ensure_pad_token,
+    last_token_index,
+    pad_right,
+    position_ids_for,
+)
+
+ALGORITHM = "reward_model"
+
+
+@dataclass
+class RewardModelConfig:
+    seed: int = 0
+    # InstructGPT trains its reward model for a single epoch because it
+    # overfits after that; small rating sets here need a few passes.
+    epochs: int = 2
+    batch_size: int = 32  # pairs per optimiser step
+    learning_rate: float = 3e-4
+    weight_decay: float = 0.01
+    max_length: int = 256  # tokens of prompt + response
+    eval_fraction: float = 0.1  # pairs held out to report accuracy
+    lora_r: int = 0  # 0 trains every weight; > 0 trains LoRA adapters of this rank
+    lora_alpha: int = 16
+    device: str = "auto"
+    dtype: str = "float32"
+
+
+@dataclass(frozen=True)
+class _Comparison:
+    prompt: str
+    chosen: str
+    rejected: str
+    tie: bool
+
+
+def fit_reward_model(
+    policy_dir: Path,
+    pairs: list[PreferencePair],
+    scores: list[ScoredResponse],
+    config: RewardModelConfig,
+    out_dir: Path,
+    on_metrics: Callable[[int, dict[str, float]], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> TrainResult:
+    # Setup.
+    random.seed(config.seed)
+    torch.manual_seed(config.seed)
+    device = pick_device(config.device)
+    tokenizer = AutoTokenizer.from_pretrained(policy_dir)
+    ensure_pad_token(tokenizer)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        policy_dir, num_labels=1, pad_token_id=tokenizer.pad_token_id
+    )
+    if config.lora_r > 0:
+        model = add_lora(model, config.lora_r, config.lora_alpha, TaskType.SEQ_CLS)
+    model.to(device)
+    optimizer = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad],
+        lr=config.learning_rate,
+        weight_decay=config.weight_decay,
+    )
+
+    # Data: pairs plus within-prompt pairs from scores, split once by seed.
+    comparisons = [_Comparison(p.prompt, p.chosen, p.rejected, p.tie) for p in pairs]
+    comparisons += _comparisons_from_scores(scores)
+    if not comparisons:
+        raise ValueError("no usable comparisons: need pairs, or two scored responses to one prompt")
+    random.Random(config.seed).shuffle(comparisons)
+    n_eval = int(len(comparisons) * config.eval_fraction)
+    eval_set, train_set = comparisons[:n_eval], comparisons[n_eval:]
+    steps_per_epoch = math.ceil(len(train_set) / config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 - step / total_steps)
+
+    def encode(prompt: str, response: str) -> list[int]:
+        return (encode_prompt(tokenizer, prompt) + encode_response(tokenizer, response))[: config.max_length]
+
+    def rewards_of(batch: list[_Comparison]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Chosen and rejected rewards (B,), (B,) from one forward pass over 2B rows."""
+        sequences = [encode(c.prompt, c.chosen) for c in batch] + [encode(c.prompt, c.rejected) for c in batch]
+        rewards = score_sequences(model, sequences, tokenizer.pad_token_id, device)  # (2B,)
+        return rewards[: len(batch)], rewards[len(batch) :]
+
+    # Loop.
+    order = random.Random(config.seed + 1)
+    step, started, metrics = 0, time.perf_counter(), {}
+    model.train()
+    for epoch in range(config.epochs):
+        order.shuffle(train_set)
+        for start in range(0, len(train_set), config.batch_size):
+            if should_stop is not None and should_stop():
+                raise TrainingCancelled(f"reward model cancelled at step {step}")
+            batch = train_set[start : start + config.batch_size]
+            tie = torch.tensor([c.tie for c in batch], device=device)
+            with autocast_for(device, config.dtype):
+                chosen, rejected = rewards_of(batch)
+            chosen, rejected = chosen.float(), rejected.float()
+            loss = bradley_terry_loss(chosen, rejected, tie)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            schedule.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            metrics = {
+                "loss": loss.item(),
+                "epoch": float(epoch),
+                "pairs_per_second": step * config.batch_size / (time.perf_counter() - started),
+                **_accuracy_and_margin(chosen.detach(), rejected.detach(), tie),
+            }
+            if step % steps_per_epoch == 0 and eval_set:
+                model.eval()
+                metrics.update(_evaluate(eval_set, rewards_of, config.batch_size))
+                model.train()
+            if on_metrics is not None:
+                on_metrics(step, metrics)
+
+    # Normalisation over the responses it was trained on.
+    model.eval()
+    reference = sorted({(c.prompt, r) for c in comparisons for r in (c.chosen, c.rejected)})
+    with torch.no_grad():
+        reference_rewards = torch.cat(
+            [
+                score_sequences(model, [encode(p, r) for p, r in reference[i : i + 64]], tokenizer.pad_token_id, device)
+                for i in range(0, len(reference), 64)
+            ]
+        )
+    normalisation = {"mean": reference_rewards.mean().item(), "std": reference_rewards.std().clamp(min=1e-6).item()}
+
+    # Checkpoint.
+    model = merged_model(model)
+
+    def save(directory: Path) -> None:
+        model.save_pretrained(directory)
+        tokenizer.save_pretrained(directory)
+
+    summary = {
+        **{k: v for k, v in metrics.items() if k != "epoch"},
+        "steps": float(step),
+        "train_pairs": float(len(train_set)),
+        "eval_pairs": float(len(eval_set)),
+        "ties": float(sum(c.tie for c in comparisons)),
+        "reward_mean": normalisation["mean"],
+        "reward_std": normalisation["std"],
+    }
+    write_checkpoint(
+        out_dir,
+        save,
+        algorithm=ALGORITHM,
+        config=asdict(config),
+        metrics=summary,
+        parent=str(policy_dir),
+        extra_metadata={"reward_normalisation": normalisation},
+    )
+    return TrainResult(Path(out_dir), summary)
+
+
+def score_sequences(
+    model: PreTrainedModel, sequences: list[list[int]], pad_id: int, device: torch.device
+) -> torch.Tensor:
+    """Unnormalised reward (N,) of each token sequence: the head at its last real token."""
+    input_ids, attention_mask = pad_right(sequences, pad_id)  # (N, T)
+    input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
+    scores = token_scores(model, input_ids, attention_mask)  # (N, T)
+    return scores.gather(1, last_token_index(attention_mask)[:, None]).squeeze(1)
+
+
+def token_scores(model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """The scalar head applied at every position: (B, T) → (B, T).
+
+    The reward model reads it at the last token; PPO's value model, which
+    starts as a copy of the reward model, reads it at every response token.
+    We index the last token from the attention mask ourselves rather than by
+    comparing ids with the pad id, which fails when pad equals EOS.
+    """
+    inner = unwrap_model(model)
+    hidden = inner.base_model(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        position_ids=position_ids_for(attention_mask),
+    ).last_hidden_state  # (B, T, H)
+    return inner.score(hidden).squeeze(-1)
+
+
+class RewardScorer:
+    """A saved reward model that scores text, normalised to mean 0 / std 1."""
+
+    def __init__(self, directory: Path, device: str = "auto"):
+        self.device = pick_device(device)
+        self.tokenizer = AutoTokenizer.from_pretrained(directory)
+        ensure_pad_token(self.tokenizer)
+        self.model = AutoModelForSequenceClassification.from_pretrained(directory).to(self.device).eval()
+        normalisation = read_metadata(directory).get("reward_normalisation", {"mean": 0.0, "std": 1.0})
+        self.mean, self.std = normalisation["mean"], normalisation["std"]
+
+    @torch.no_grad()
+    def score(self, prompts: list[str], responses: list[str], batch_size: int = 64) -> torch.Tensor:
+        """Normalised rewards (N,), on the CPU."""
+        sequences = [
+            encode_prompt(self.tokenizer, p) + encode_response(self.tokenizer, r) for p, r in zip(prompts, responses)
+        ]
+        rewards = [
+            score_sequences(self.model, sequences[i : i + batch_size], self.tokenizer.pad_token_id, self.device)
+            for i in range(0, len(sequences), batch_size)
+        ]
+        return ((torch.cat(rewards).float() - self.mean) / self.std).cpu()
+
+
+def _comparisons_from_scores(scores: list[ScoredResponse]) -> list[_Comparison]:
+    by_prompt: dict[str, list[ScoredResponse]] = defaultdict(list)
+    for scored in scores:
+        by_prompt[scored.prompt].append(scored)
+    comparisons = []
+    for prompt, group in by_prompt.items():
+        for a, b in itertools.combinations(group, 2):
+            better, worse = (a, b) if a.score >= b.score else (b, a)
+            comparisons.append(_Comparison(prompt, better.response, worse.response, a.score == b.score))
+    return comparisons
+
+
+@torch.no_grad()
+def _evaluate(
+    eval_set: list[_Comparison],
+    rewards_of: Callable[[list[_Comparison]], tuple[torch.Tensor, torch.Tensor]],
+    batch_size: int,
+) -> dict[str, float]:
+    """Held-out loss, and accuracy on the pairs that are not ties."""
+    chosen, rejected = zip(*(rewards_of(eval_set[i : i + batch_size]) for i in range(0, len(eval_set), batch_size)))
+    chosen, rejected = torch.cat(chosen).float(), torch.cat(rejected).float()
+    tie = torch.tensor([c.tie for c in eval_set], device=chosen.device)
+    scores = _accuracy_and_margin(chosen, rejected, tie)
+    return {"eval_loss": bradley_terry_loss(chosen, rejected, tie).item(), **{f"eval_{k}": v for k, v in scores.items()}}
+
+
+def _accuracy_and_margin(chosen: torch.Tensor, rejected: torch.Tensor, tie: torch.Tensor) -> dict[str, float]:
+    """How often the chosen response scores higher, and by how much, over pairs that are not ties."""
+    decided = ~tie
+    if not decided.any():
+        return {}
+    return {
+        "accuracy": (chosen > rejected)[decided].float().mean().item(),
+        "margin": (chosen - rejected)[decided].mean().item(),
+    }
