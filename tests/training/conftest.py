@@ -1,0 +1,43 @@
+"""Shared fixtures: a tiny base model (a few seconds to build) and rule-labelled pairs."""
+
+import os
+import random
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import pytest
+import transformers
+
+from worker.rules import prefer
+from worker.training import BaseModelConfig, PreferencePair, build_base_model
+from worker.training.corpus import builtin_prompts, sample_response
+
+transformers.logging.set_verbosity_error()
+
+# Big enough to learn the corpus's shape, small enough to build in ~5 s on 2 cores.
+TINY_BASE = BaseModelConfig(
+    vocab_size=512, n_layer=2, n_head=2, n_embd=64, examples=3000, steps=120, warmup_steps=10
+)
+
+
+@pytest.fixture(scope="session")
+def tiny_base_model(tmp_path_factory) -> Path:
+    return build_base_model(tmp_path_factory.mktemp("models") / "tiny-base", TINY_BASE)
+
+
+def corpus_pairs(rule: str, count: int, seed: int = 0) -> list[PreferencePair]:
+    """Pairs of corpus responses to built-in prompts, labelled by a rule (ties kept)."""
+    rng = random.Random(seed)
+    pairs = []
+    for prompt in builtin_prompts(seed)[:count]:
+        a, b = sample_response(prompt.topic, rng), sample_response(prompt.topic, rng)
+        answer = prefer(rule, prompt.text, a, b)
+        chosen, rejected = (b, a) if answer == "b" else (a, b)
+        pairs.append(PreferencePair(prompt.text, chosen, rejected, tie=answer == "tie"))
+    return pairs
+
+
+@pytest.fixture(scope="session")
+def colour_pairs() -> list[PreferencePair]:
+    return corpus_pairs("colour", 96)
