@@ -1,0 +1,1 @@
+"""Rating guidelines: admin-edited markdown shown to raters."""

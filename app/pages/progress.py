@@ -1,0 +1,24 @@
+"""The rater's progress line: answered today, and what is left for them."""
+
+from dataclasses import dataclass
+from datetime import datetime, time
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.feedback.leasing import open_items_for
+from app.models import Rating, utcnow
+
+
+@dataclass(frozen=True)
+class Progress:
+    rated_today: int
+    left: int
+
+
+def progress_for(db: Session, user_id: int) -> Progress:
+    # "Today" is the UTC day: the same for every rater and every replica.
+    midnight = datetime.combine(utcnow().date(), time.min, tzinfo=utcnow().tzinfo)
+    rated = db.scalar(select(func.count()).select_from(Rating).where(
+        Rating.user_id == user_id, Rating.created_at >= midnight)) or 0
+    return Progress(rated_today=rated, left=open_items_for(db, user_id))
