@@ -69,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = commands.add_parser("worker", help="run a Celery worker")
     worker.add_argument("--queues", default="generate,train", help="comma-separated: generate,train")
+    worker.add_argument("--beat", action=argparse.BooleanOptionalAction, default=None,
+                        help="run the periodic refill/dispatch schedule (default: with 'generate')")
     worker.set_defaults(run=_worker)
 
     checkpoint = commands.add_parser("checkpoint", help="checkpoints").add_subparsers(metavar="ACTION")
@@ -153,7 +155,7 @@ def _serve(args) -> None:
 def _worker(args) -> None:
     from worker.run import run_worker
 
-    run_worker(args.queues.split(","))
+    run_worker([q.strip() for q in args.queues.split(",") if q.strip()], beat=args.beat)
 
 
 def _checkpoint_register(args) -> None:

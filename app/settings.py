@@ -32,6 +32,20 @@ class Settings(BaseSettings):
     # Serve cookies with the Secure flag; set when behind TLS.
     secure_cookies: bool = False
 
+    # The sample pool: open items kept ready per prompt source, and the sampling settings.
+    pool_target: int = 64
+    pool_overlap: int = 1
+    # Share of new items that compare the current checkpoint with its parent (blind).
+    progress_share: float = 0.25
+    generation_max_new_tokens: int = 40
+    generation_temperature: float = 1.0
+    # A running round whose worker has not beaten for this long is failed.
+    round_heartbeat_timeout_seconds: int = 90
+    # Automatic rounds (off when 0): every N new ratings and/or every M minutes.
+    auto_round_every_ratings: int = 0
+    auto_round_every_minutes: int = 0
+    auto_round_algorithm: Literal["ppo", "dpo"] = "dpo"
+
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> "Settings":
         if self.env != "development" and self.secret_key == DEVELOPMENT_SECRET:

@@ -2,4 +2,9 @@
 
 from fastapi import APIRouter
 
+from app.checkpoints.routes import router as checkpoints_router
+from app.training.routes import router as rounds_router
+
 router = APIRouter()
+router.include_router(checkpoints_router)
+router.include_router(rounds_router)

@@ -1,0 +1,112 @@
+"""Checkpoints: registration, the one current checkpoint, promotion and rollback."""
+
+import json
+from pathlib import Path
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from app.errors import Conflict, InvalidInput, NotFound
+from app.models import (
+    Checkpoint,
+    CheckpointStatus,
+    Item,
+    ItemPurpose,
+    ItemResponse,
+    Lease,
+    Sample,
+    utcnow,
+)
+from app.settings import get_settings
+
+
+def current_checkpoint(db: Session) -> Checkpoint | None:
+    return db.scalar(select(Checkpoint).where(Checkpoint.status == CheckpointStatus.current))
+
+
+def list_checkpoints(db: Session) -> list[Checkpoint]:
+    return list(db.scalars(select(Checkpoint).order_by(Checkpoint.version.desc())))
+
+
+def get_checkpoint(db: Session, checkpoint_id: int) -> Checkpoint:
+    checkpoint = db.get(Checkpoint, checkpoint_id)
+    if checkpoint is None:
+        raise NotFound(f"no checkpoint {checkpoint_id}")
+    return checkpoint
+
+
+def resolve_path(checkpoint: Checkpoint) -> Path:
+    """Relative paths live in the checkpoint store; absolute ones were registered as such."""
+    path = Path(checkpoint.path)
+    return path if path.is_absolute() else get_settings().checkpoint_dir / path
+
+
+def check_model_dir(path: Path) -> dict:
+    """A Hugging Face causal LM directory: a config and a tokenizer (checked without torch)."""
+    config_file = path / "config.json"
+    if not path.is_dir() or not config_file.is_file():
+        raise InvalidInput(f"{path} is not a Hugging Face model directory (no config.json)")
+    if not any((path / name).is_file() for name in ("tokenizer.json", "tokenizer_config.json")):
+        raise InvalidInput(f"{path} has no tokenizer files")
+    try:
+        return json.loads(config_file.read_text())
+    except (OSError, ValueError) as error:
+        raise InvalidInput(f"{config_file}: unreadable ({error})") from None
+
+
+def next_version(db: Session) -> int:
+    return (db.scalar(select(func.max(Checkpoint.version))) or 0) + 1
+
+
+def add_checkpoint(db: Session, *, path: str, name: str, parent_id: int | None,
+                   content_hash: str = "", metrics: dict | None = None,
+                   status: CheckpointStatus = CheckpointStatus.ready) -> Checkpoint:
+    checkpoint = Checkpoint(version=next_version(db), path=path, name=name, parent_id=parent_id,
+                            content_hash=content_hash, metrics=metrics or {}, status=status)
+    db.add(checkpoint)
+    db.flush()
+    return checkpoint
+
+
+def register_checkpoint(db: Session, path: Path, *, name: str = "", content_hash: str = "") -> Checkpoint:
+    """Register a local model directory as a base checkpoint; current if none is."""
+    path = path.expanduser().resolve()
+    config = check_model_dir(path)
+    checkpoint = add_checkpoint(db, path=str(path), name=name or path.name, parent_id=None,
+                                content_hash=content_hash,
+                                metrics={"model_type": config.get("model_type", "")})
+    if current_checkpoint(db) is None:
+        make_current(db, checkpoint)
+    return checkpoint
+
+
+def make_current(db: Session, checkpoint: Checkpoint) -> None:
+    """Promote (or roll back to) a ready checkpoint in one transaction.
+
+    Generation picks the new one up on its next batch; unstarted training items
+    sampled from other checkpoints are closed so raters judge the current model.
+    """
+    if checkpoint.status == CheckpointStatus.current:
+        return
+    if checkpoint.status not in (CheckpointStatus.ready, CheckpointStatus.retired):
+        raise Conflict(f"checkpoint v{checkpoint.version} is {checkpoint.status}, not ready")
+    db.execute(update(Checkpoint).where(Checkpoint.status == CheckpointStatus.current)
+               .values(status=CheckpointStatus.ready))
+    db.flush()
+    checkpoint.status = CheckpointStatus.current
+    db.flush()
+    _close_stale_training_items(db, checkpoint.id)
+
+
+def _close_stale_training_items(db: Session, current_id: int) -> None:
+    stale = (
+        select(Item.id)
+        .join(ItemResponse, ItemResponse.item_id == Item.id)
+        .join(Sample, Sample.id == ItemResponse.sample_id)
+        .where(Item.purpose == ItemPurpose.train, Item.done.is_(False), Item.answers == 0,
+               Sample.checkpoint_id != current_id,
+               ~select(Lease.id).where(Lease.item_id == Item.id, Lease.expires_at > utcnow())
+               .exists())
+    )
+    # "done" closes the item for leasing; its answer count stays honest (zero).
+    db.execute(update(Item).where(Item.id.in_(stale)).values(done=True))

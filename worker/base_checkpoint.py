@@ -1,0 +1,27 @@
+"""Build the small local base model once and register it as a checkpoint."""
+
+import sys
+
+from sqlalchemy import select
+
+from app.checkpoints.service import register_checkpoint
+from app.db import session_scope
+from app.models import Checkpoint
+from app.settings import get_settings
+from worker.training.base_model import build_base_model
+from worker.training.checkpoint_io import read_metadata
+
+
+def build_and_register_base() -> Checkpoint:
+    path = (get_settings().checkpoint_dir / "base").resolve()
+    print(f"building the base model in {path} (cached after the first time)...", file=sys.stderr)
+    build_base_model(path)
+    with session_scope() as db:
+        existing = db.scalar(select(Checkpoint).where(Checkpoint.path == str(path)))
+        if existing is not None:
+            print(f"base model already registered as v{existing.version}", file=sys.stderr)
+            return existing
+        checkpoint = register_checkpoint(db, path, name="base",
+                                         content_hash=read_metadata(path)["content_hash"])
+        print(f"registered the base model as v{checkpoint.version} ({checkpoint.status})", file=sys.stderr)
+        return checkpoint

@@ -1,0 +1,25 @@
+"""Start a Celery worker for the given queues (what `tuneloop worker` runs)."""
+
+from app.settings import get_settings
+from worker.celery_app import QUEUES, celery_app
+
+
+def run_worker(queues: list[str], *, beat: bool | None = None, loglevel: str = "INFO") -> None:
+    unknown = set(queues) - set(QUEUES)
+    if unknown or not queues:
+        from app.errors import InvalidInput
+
+        raise InvalidInput(f"queues must be among {', '.join(QUEUES)}; got {', '.join(queues) or 'none'}")
+    settings = get_settings()
+    if settings.embedded_broker:
+        # kombu's SQL transport polls; its 1 s default makes every task wait.
+        from kombu.transport import sqlalchemy as sql_transport
+
+        sql_transport.Transport.polling_interval = 0.1
+    # One task at a time per process: training and generation each want every core.
+    argv = ["worker", "-Q", ",".join(queues), "--pool=solo", f"--loglevel={loglevel}",
+            f"--hostname={'+'.join(queues)}@%h"]
+    # The periodic refill and round dispatch run in the generate worker by default.
+    if beat if beat is not None else "generate" in queues:
+        argv += ["--beat", f"--schedule={settings.var_dir.resolve() / 'celerybeat-schedule'}"]
+    celery_app.worker_main(argv)

@@ -1,0 +1,49 @@
+"""Celery tasks: thin wrappers that take ids and call the worker's plain functions."""
+
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
+
+from app.db import session_scope
+from app.models import RoundStatus, TrainingRound
+from app.queue import RUN_ROUND
+from app.training.schemas import RoundSettings
+from app.settings import get_settings
+from app.training.service import auto_round_due, fail_stale_rounds, launch_round
+from worker.celery_app import celery_app
+
+
+@celery_app.task(name="tuneloop.refill_pool", autoretry_for=(OperationalError,),
+                 retry_backoff=True, max_retries=5)
+def refill_pool_task() -> int:
+    from worker.pool import refill_pool  # torch loads only in workers that generate
+
+    return refill_pool()
+
+
+@celery_app.task(name=RUN_ROUND)
+def run_round_task(round_id: int) -> str:
+    from worker.rounds import execute_round
+
+    status = execute_round(round_id)
+    if status == RoundStatus.succeeded:
+        # The new checkpoint is current: sample the next items from it now.
+        refill_pool_task.apply_async(queue="generate")
+    return str(status)
+
+
+@celery_app.task(name="tuneloop.dispatch_rounds", autoretry_for=(OperationalError,),
+                 retry_backoff=True, max_retries=5)
+def dispatch_rounds_task() -> list[int]:
+    """Fail rounds of dead workers, start automatic rounds, re-send queued rounds whose
+    message was lost (the database, not the broker, says what is queued)."""
+    settings = get_settings()
+    with session_scope() as db:
+        fail_stale_rounds(db)
+        active = db.scalar(select(TrainingRound.id).where(
+            TrainingRound.status.in_([RoundStatus.queued, RoundStatus.running])).limit(1))
+        if active is None and auto_round_due(db):
+            launch_round(db, RoundSettings(algorithm=settings.auto_round_algorithm), None)
+        queued = list(db.scalars(select(TrainingRound.id).where(TrainingRound.status == RoundStatus.queued)))
+    for round_id in queued:
+        run_round_task.apply_async(args=[round_id], queue="train")
+    return queued
