@@ -58,7 +58,10 @@ PageAdmin = Annotated[Viewer, Depends(get_admin_viewer)]
 
 
 async def check_csrf(request: Request, browser: BrowserSessionDep) -> None:
-    await require_csrf(request, browser.csrf_token if browser else None)
+    # Without a session there is nothing to forge a request with: ask to sign in.
+    if browser is None:
+        raise LoginRequired()
+    await require_csrf(request, browser.csrf_token)
 
 
 CsrfChecked = Depends(check_csrf)
