@@ -31,3 +31,22 @@ class Forbidden(TuneloopError):
 
 class QueueUnavailable(TuneloopError):
     """The task broker cannot be reached (HTTP 503)."""
+
+
+class InvalidRows(InvalidInput):
+    """Rows of a bulk request broke rules; nothing of it was stored (HTTP 422).
+
+    `errors` holds one {"index", "field", "message", "reason"} per failed row;
+    reason is "invalid", "not_found" or "conflict".
+    """
+
+    def __init__(self, errors: list[dict]):
+        super().__init__(f"{len(errors)} row(s) rejected; nothing was stored")
+        self.errors = errors
+
+    @staticmethod
+    def row(index: int, error: TuneloopError) -> dict:
+        reason = ("not_found" if isinstance(error, NotFound)
+                  else "conflict" if isinstance(error, Conflict) else "invalid")
+        return {"index": index, "field": getattr(error, "field", None),
+                "message": str(error), "reason": reason}

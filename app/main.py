@@ -3,11 +3,14 @@
 from pathlib import Path
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from app import errors
+from app.api.responses import validation_error_body
 from app.api.router import router as api_router
 from app.middleware import BodySizeLimit, SecurityHeaders
 from app.pages.router import router as pages_router
@@ -35,7 +38,16 @@ async def _domain_error(request: Request, error: errors.TuneloopError) -> JSONRe
     body: dict = {"detail": str(error)}
     if isinstance(error, errors.InvalidInput) and error.field:
         body["field"] = error.field
+    if isinstance(error, errors.InvalidRows):
+        body["errors"] = error.errors
     return JSONResponse(body, status_code=_status_for(error))
+
+
+async def _request_invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+    # API clients get the same error shape everywhere: detail, field, errors.
+    if request.url.path.startswith("/api/"):
+        return JSONResponse(validation_error_body(list(error.errors())), status_code=422)
+    return await request_validation_exception_handler(request, error)
 
 
 async def _database_unavailable(request: Request, error: DBAPIError) -> JSONResponse:
@@ -56,6 +68,7 @@ def create_app() -> FastAPI:
     )
     app.add_exception_handler(errors.TuneloopError, _domain_error)
     app.add_exception_handler(DBAPIError, _database_unavailable)
+    app.add_exception_handler(RequestValidationError, _request_invalid)
     app.add_middleware(BodySizeLimit)
     app.add_middleware(SecurityHeaders)
     app.include_router(api_router, prefix="/api/v1")

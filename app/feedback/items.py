@@ -8,10 +8,14 @@ from app.models import Item, ItemKind, ItemPurpose, ItemResponse
 MAX_OVERLAP = 100
 
 
-def create_item(db: Session, *, prompt_id: int, sample_ids: list[int], purpose: ItemPurpose,
-                overlap: int = 1) -> Item:
+def check_overlap(overlap: int) -> None:
     if not 1 <= overlap <= MAX_OVERLAP:
         raise InvalidInput(f"overlap must be 1..{MAX_OVERLAP}", field="overlap")
+
+
+def create_item(db: Session, *, prompt_id: int, sample_ids: list[int], purpose: ItemPurpose,
+                overlap: int = 1) -> Item:
+    check_overlap(overlap)
     if not sample_ids or len(set(sample_ids)) != len(sample_ids):
         raise InvalidInput("an item needs one response, or two or more distinct ones", field="responses")
     kind = ItemKind.score if len(sample_ids) == 1 else ItemKind.compare

@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
-from app.errors import InvalidInput
+from app.errors import InvalidInput, InvalidRows
 from app.models import Prompt
 from app.settings import get_settings
 
@@ -56,10 +56,11 @@ def check_prompt(raw: object) -> NewPrompt:
     return NewPrompt(text=check_text(raw.get("text")), tags=tags, source=source)
 
 
-def add_prompts(db: Session, prompts: list[NewPrompt]) -> list[int]:
+def add_prompts(db: Session, prompts: list[NewPrompt], *, active: bool = True) -> list[int]:
+    # active=False: stored for items a client brought, never offered to generation.
     if not prompts:
         return []
-    rows = [{"text": p.text, "tags": p.tags, "source": p.source, "active": True} for p in prompts]
+    rows = [{"text": p.text, "tags": p.tags, "source": p.source, "active": active} for p in prompts]
     result = db.execute(insert(Prompt).returning(Prompt.id, sort_by_parameter_order=True), rows)
     return [row.id for row in result]
 
@@ -115,3 +116,19 @@ def _parse_csv(path: Path, text: str):
             yield reader.line_num, {k: v for k, v in row.items() if v not in (None, "")}
     except csv.Error as error:
         raise InvalidInput(f"{path}:{reader.line_num}: {error}") from None
+
+
+def add_checked_prompts(db: Session, raw: list[object], default_source: str = "") -> list[int]:
+    """Check every prompt, then store all of them, or none: errors name each bad row."""
+    prompts, failed = [], []
+    for index, record in enumerate(raw):
+        try:
+            prompt = check_prompt(record)
+        except InvalidInput as error:
+            failed.append(InvalidRows.row(index, error))
+            continue
+        prompt.source = prompt.source or default_source
+        prompts.append(prompt)
+    if failed:
+        raise InvalidRows(failed)
+    return add_prompts(db, prompts)

@@ -1,0 +1,32 @@
+"""Field types shared by the API schemas: they keep hostile input away from the database."""
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, Field
+
+# Primary keys are 32-bit integers: larger numbers can name nothing, and
+# must not reach the database (they would overflow there).
+MAX_ID = 2**31 - 1
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+
+
+def _text(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("contains a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("is not valid Unicode (a lone surrogate)") from None
+    return value
+
+
+# Any string a client sends: storable as UTF-8 text by every backend.
+Text = Annotated[str, AfterValidator(_text)]
+
+
+def as_utc(moment: datetime | None) -> datetime | None:
+    """Query times without a zone are taken as UTC."""
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

@@ -1,0 +1,105 @@
+"""Ratings as JSONL that Hugging Face TRL and `datasets` read, streamed in flat memory.
+
+Preferences: one row per (chosen, rejected) pair, TRL's standard preference
+format (`prompt`, `chosen`, `rejected` as plain text) plus provenance columns.
+A "preferred" verdict on an item of n responses gives n-1 pairs (the preferred
+one against each other). Ties are no preference, so they are left out unless
+asked for: then every pair of the tied responses is a row with `tie: true`.
+"Both bad" says nothing about which is better and is never exported.
+
+Scores: one row per scored response (`prompt`, `response`, `score`, provenance).
+"""
+
+import json
+from collections.abc import Iterator
+from itertools import combinations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.db import get_sessionmaker
+from app.feedback.listing import RatingFilter
+from app.models import Item, Prompt, Rating, Sample, User, Verdict
+
+BATCH = 500
+
+
+def _ratings(db: Session, where: RatingFilter, verdicts: list[Verdict] | None):
+    query = (
+        select(Rating.id, Rating.user_id, User.name.label("rater"), Rating.item_id, Rating.verdict,
+               Rating.preferred_sample_id, Rating.scores, Rating.provenance, Rating.created_at,
+               Prompt.text.label("prompt"))
+        .join(User, User.id == Rating.user_id)
+        .join(Item, Item.id == Rating.item_id)
+        .join(Prompt, Prompt.id == Item.prompt_id)
+        .order_by(Rating.id)
+    )
+    if verdicts is not None:
+        query = query.where(Rating.verdict.in_(verdicts))
+    # yield_per streams from a server-side cursor: BATCH rows in memory at a time.
+    return db.execute(where.apply(query).execution_options(yield_per=BATCH)).partitions()
+
+
+def _texts(db: Session, rows) -> dict[int, str]:
+    ids = {p["sample_id"] for row in rows for p in row.provenance}
+    return dict(db.execute(select(Sample.id, Sample.text).where(Sample.id.in_(ids))).tuples().all()) if ids else {}
+
+
+def _provenance(row) -> dict:
+    return {"rating_id": row.id, "rater": row.rater, "rater_id": row.user_id,
+            "item_id": row.item_id, "created_at": row.created_at.isoformat()}
+
+
+def _pair(row, chosen: dict, rejected: dict, texts: dict[int, str], tie: bool) -> dict:
+    return {"prompt": row.prompt, "chosen": texts[chosen["sample_id"]],
+            "rejected": texts[rejected["sample_id"]], "tie": tie, **_provenance(row),
+            "chosen_sample_id": chosen["sample_id"], "rejected_sample_id": rejected["sample_id"],
+            "chosen_checkpoint_id": chosen.get("checkpoint_id"),
+            "rejected_checkpoint_id": rejected.get("checkpoint_id")}
+
+
+def preference_rows(db: Session, where: RatingFilter, include_ties: bool = False) -> Iterator[list[dict]]:
+    verdicts = [Verdict.preferred, Verdict.tie] if include_ties else [Verdict.preferred]
+    for batch in _ratings(db, where, verdicts):
+        texts = _texts(db, batch)
+        out = []
+        for row in batch:
+            shown = row.provenance
+            if row.verdict == Verdict.preferred:
+                chosen = next((p for p in shown if p["sample_id"] == row.preferred_sample_id), None)
+                if chosen is None:
+                    continue
+                out += [_pair(row, chosen, other, texts, tie=False)
+                        for other in shown if other is not chosen]
+            else:
+                out += [_pair(row, a, b, texts, tie=True) for a, b in combinations(shown, 2)]
+        yield out
+
+
+def score_rows(db: Session, where: RatingFilter) -> Iterator[list[dict]]:
+    for batch in _ratings(db, where, None):
+        batch = [row for row in batch if row.scores]
+        texts = _texts(db, batch)
+        out = []
+        for row in batch:
+            for shown in row.provenance:
+                score = row.scores.get(str(shown["sample_id"]))
+                if score is None:
+                    continue
+                out.append({"prompt": row.prompt, "response": texts[shown["sample_id"]],
+                            "score": score, **_provenance(row), "sample_id": shown["sample_id"],
+                            "checkpoint_id": shown.get("checkpoint_id"),
+                            "source": shown.get("source") or ""})
+        yield out
+
+
+def stream_jsonl(rows_of, where: RatingFilter, **options) -> Iterator[bytes]:
+    """JSONL bytes, a batch at a time, on a session of its own: the response
+    outlives the request's session, which commits before streaming starts."""
+    db = get_sessionmaker()()
+    try:
+        for rows in rows_of(db, where, **options):
+            if rows:
+                yield "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode()
+    finally:
+        db.close()

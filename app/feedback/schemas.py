@@ -1,0 +1,128 @@
+"""What REST clients send and receive for items, ratings and exports."""
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from app.api.types import Id, Text
+from app.feedback.ratings import MAX_SCORE, MIN_SCORE
+from app.models import ItemKind
+
+MAX_ITEMS_PER_REQUEST = 2000
+MAX_RATINGS_PER_REQUEST = 1000
+MAX_RESPONSES_PER_ITEM = 16
+
+Score = Annotated[int, Field(ge=MIN_SCORE, le=MAX_SCORE)]
+
+
+# Items a client brings ------------------------------------------------------
+
+class ResponseIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: Text
+    source: Text = Field("", description='A label for the model that wrote it ("gpt-x", "vendor-7").')
+
+
+class ItemIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: Text | None = Field(None, description="The prompt text (a new prompt); or give prompt_id.")
+    prompt_id: Id | None = Field(None, description="An existing prompt, instead of prompt.")
+    responses: list[ResponseIn] = Field(
+        min_length=1, max_length=MAX_RESPONSES_PER_ITEM,
+        description="One response to score, or two or more to compare.")
+    overlap: int | None = Field(None, description="How many raters must answer it (default: the server's).")
+
+    @model_validator(mode="after")
+    def _one_prompt(self) -> "ItemIn":
+        if (self.prompt is None) == (self.prompt_id is None):
+            raise ValueError("give exactly one of prompt and prompt_id")
+        return self
+
+
+class ItemsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[ItemIn] = Field(min_length=1, max_length=MAX_ITEMS_PER_REQUEST)
+
+
+class ItemIds(BaseModel):
+    ids: list[int] = Field(description="The new items' ids, in the order they were sent.")
+
+
+# Leasing and rating ----------------------------------------------------------
+
+class ShownResponse(BaseModel):
+    id: int = Field(description="The response's id; name it in preferred_response_id and scores.")
+    text: str
+
+
+class LeasedItemOut(BaseModel):
+    item_id: int
+    kind: ItemKind
+    prompt: str
+    responses: list[ShownResponse] = Field(description="In the order to show them (shuffled per lease).")
+    lease_expires_at: datetime
+
+
+class RatingIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    item_id: Id
+    verdict: Literal["preferred", "tie", "both_bad"] | None = Field(
+        None, description="For compare items; omit for score items.")
+    preferred_response_id: Id | None = Field(None, description='With verdict "preferred".')
+    scores: dict[Id, Score] = Field(
+        default_factory=dict,
+        description=f"Response id -> {MIN_SCORE}..{MAX_SCORE}; required for score items.")
+    comment: Text = ""
+    time_spent_ms: int | None = Field(None, description="Measured by the client; else lease to answer.")
+
+
+class BulkRatingIn(RatingIn):
+    idempotency_key: Text | None = Field(None, description="As the Idempotency-Key header of POST /ratings.")
+
+
+class BulkRatingsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ratings: list[BulkRatingIn] = Field(min_length=1, max_length=MAX_RATINGS_PER_REQUEST)
+
+
+class RatingOut(BaseModel):
+    id: int
+    item_id: int
+    verdict: Literal["preferred", "tie", "both_bad"] | None
+    preferred_response_id: int | None
+    scores: dict[str, int]
+    comment: str
+    time_spent_ms: int | None
+    created_at: datetime
+
+
+class BulkRatingsOut(BaseModel):
+    ratings: list[RatingOut] = Field(description="In the order they were sent.")
+    created: int = Field(description="How many are new; the rest replayed earlier answers.")
+
+
+# Admin views -------------------------------------------------------------------
+
+class ProvenanceOut(BaseModel):
+    """One response as the rater saw it, in display order."""
+
+    response_id: int
+    checkpoint_id: int | None
+    source: str
+
+
+class RatingRecord(RatingOut):
+    rater_id: int
+    rater: str
+    shown: list[ProvenanceOut]
+
+
+class RatingPage(BaseModel):
+    ratings: list[RatingRecord]
+    next_cursor: str | None = Field(description="Pass as cursor for the next page; null at the end.")

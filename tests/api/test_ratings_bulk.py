@@ -1,0 +1,65 @@
+"""POST /api/v1/ratings/bulk: offline work against leased items, all or none."""
+
+from datetime import timedelta
+
+from sqlalchemy import func, select
+
+from app.models import Item, Lease, Rating, User, utcnow
+from tests.api.conftest import expire_leases
+from tests.factories import make_items
+
+
+
+def hand_out(db, rater_name: str, item_ids: list[int]) -> list[dict]:
+    """Leases on these items for the rater, as a vendor holds them, and what each shows."""
+    user = db.scalar(select(User).where(User.name == rater_name))
+    shown = []
+    for item_id in item_ids:
+        item = db.get(Item, item_id)
+        db.add(Lease(item_id=item_id, user_id=user.id, expires_at=utcnow() + timedelta(minutes=10),
+                     display_order=[r.position for r in item.responses]))
+        shown.append({"item_id": item_id, "responses": [{"id": r.sample_id} for r in item.responses]})
+    db.commit()
+    return shown
+
+
+def test_bulk_stores_every_row_or_none(client, rater, db):
+    shown = hand_out(db, "rater", make_items(db, 3))
+    expire_leases(db)  # offline work comes back late: still accepted while items need answers
+    rows = [{"item_id": s["item_id"], "verdict": "preferred",
+             "preferred_response_id": s["responses"][1]["id"]} for s in shown]
+    bad = rows[:2] + [{"item_id": shown[2]["item_id"], "verdict": "preferred"},
+                      {"item_id": 999_999, "verdict": "tie"}]
+    rejected = client.post("/api/v1/ratings/bulk", json={"ratings": bad}, headers=rater)
+    assert rejected.status_code == 422
+    errors = rejected.json()["errors"]
+    assert [(e["index"], e["field"], e["reason"]) for e in errors] == [
+        (2, "preferred_response_id", "invalid"), (3, None, "not_found")]
+    assert db.scalar(select(func.count()).select_from(Rating)) == 0
+
+    stored = client.post("/api/v1/ratings/bulk", json={"ratings": rows}, headers=rater)
+    assert stored.status_code == 201, stored.text
+    body = stored.json()
+    assert body["created"] == 3
+    assert [r["item_id"] for r in body["ratings"]] == [s["item_id"] for s in shown]
+    # The same upload again replays: 200, nothing new.
+    again = client.post("/api/v1/ratings/bulk", json={"ratings": rows}, headers=rater)
+    assert again.status_code == 200 and again.json()["created"] == 0
+    assert again.json()["ratings"] == body["ratings"]
+
+
+def test_bulk_refuses_items_the_rater_was_not_given(client, rater, db):
+    [item_id] = make_items(db, 1)
+    response = client.post("/api/v1/ratings/bulk", headers=rater,
+                           json={"ratings": [{"item_id": item_id, "verdict": "tie"}]})
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["reason"] == "conflict"
+
+
+def test_bulk_schema_errors_name_rows(client, rater):
+    response = client.post("/api/v1/ratings/bulk", headers=rater, json={
+        "ratings": [{"item_id": 1, "verdict": "tie"}, {"item_id": "x", "verdict": "tie"}]})
+    assert response.status_code == 422
+    assert response.json()["errors"][0] | {"message": None} == {
+        "index": 1, "field": "item_id", "message": None, "reason": "invalid"}
+    assert client.post("/api/v1/ratings/bulk", json={"ratings": []}, headers=rater).status_code == 422
