@@ -1,0 +1,50 @@
+"""The preference export feeds a trainer: `datasets` loads it, the project's
+Bradley–Terry reward trainer takes a step on it."""
+
+import math
+import os
+
+import pytest
+
+from tests.api.test_export import answer
+from tests.factories import make_items
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+
+@pytest.mark.slow
+def test_exported_preferences_load_in_datasets_and_train_a_step(client, admin, make_rater, db, tmp_path):
+    import datasets
+
+    from worker.training import BaseModelConfig, PreferencePair, RewardModelConfig, build_base_model
+    from worker.training import fit_reward_model
+
+    make_items(db, 6, prompt_text="Name a colour ({i})")
+    ann = make_rater("ann")
+    for n in range(6):
+        answer(client, ann, lambda s, n=n: (
+            {"item_id": s["item_id"], "verdict": "tie"} if n == 5 else
+            {"item_id": s["item_id"], "verdict": "preferred", "preferred_response_id": s["responses"][0]["id"]}))
+    export = client.get("/api/v1/export/preferences", params={"include_ties": True}, headers=admin)
+    assert export.status_code == 200
+    path = tmp_path / "preferences.jsonl"
+    path.write_bytes(export.content)
+
+    rows = datasets.load_dataset("json", data_files=str(path), split="train",
+                                 cache_dir=str(tmp_path / "hf-cache"))
+    assert rows.num_rows == 6
+    for column in ("prompt", "chosen", "rejected"):
+        assert rows.features[column].dtype == "string"  # TRL's standard preference format
+    assert {"rating_id", "rater", "item_id", "chosen_sample_id", "rejected_sample_id",
+            "chosen_checkpoint_id", "rejected_checkpoint_id", "created_at", "tie"} <= set(rows.column_names)
+    assert sum(rows["tie"]) == 1
+
+    base = build_base_model(tmp_path / "base", BaseModelConfig(
+        vocab_size=256, n_layer=1, n_head=2, n_embd=32, examples=200, steps=2, warmup_steps=1))
+    pairs = [PreferencePair(r["prompt"], r["chosen"], r["rejected"], r["tie"]) for r in rows]
+    result = fit_reward_model(base, pairs, [], RewardModelConfig(epochs=1, batch_size=len(pairs),
+                                                                 eval_fraction=0.0, device="cpu"),
+                              tmp_path / "reward")
+    assert result.metrics["steps"] == 1 and result.metrics["train_pairs"] == 6
+    assert math.isfinite(result.metrics["loss"])
