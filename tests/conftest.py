@@ -59,7 +59,7 @@ def redis_url(redis_server) -> str:
 
 
 @pytest.fixture(scope="session")
-def app_env(pg_url, tmp_path_factory) -> Iterator[str]:
+def app_env(pg_url, redis_url, tmp_path_factory) -> Iterator[str]:
     """Point tuneloop (and any server it starts) at the test database, migrated."""
     from app.migrate import downgrade, upgrade
 
@@ -70,6 +70,10 @@ def app_env(pg_url, tmp_path_factory) -> Iterator[str]:
         "TUNELOOP_VAR_DIR": str(var),
         "TUNELOOP_CHECKPOINT_DIR": str(var / "checkpoints"),
         "TUNELOOP_ENV": "development",
+        "TUNELOOP_BROKER_URL": redis_url,
+        # Tests kill workers on purpose; notice a dead one quickly.
+        "TUNELOOP_ROUND_HEARTBEAT_TIMEOUT_SECONDS": "15",
+        "HF_HUB_OFFLINE": "1",
     })
     reset_app_caches()
     downgrade(pg_url, "base")  # a reused server may hold an older schema

@@ -1,5 +1,6 @@
 """Celery tasks: thin wrappers that take ids and call the worker's plain functions."""
 
+from celery.signals import worker_ready
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
@@ -47,3 +48,10 @@ def dispatch_rounds_task() -> list[int]:
     for round_id in queued:
         run_round_task.apply_async(args=[round_id], queue="train")
     return queued
+
+
+@worker_ready.connect
+def _refill_on_start(sender, **_) -> None:
+    """A generation worker fills the pool as soon as it starts, not at the first beat."""
+    if any(queue.name == "generate" for queue in sender.consumer.task_consumer.queues):
+        refill_pool_task.apply_async(queue="generate")
