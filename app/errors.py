@@ -41,7 +41,9 @@ class InvalidRows(InvalidInput):
     """
 
     def __init__(self, errors: list[dict]):
-        super().__init__(f"{len(errors)} row(s) rejected; nothing was stored")
+        first = errors[0]
+        super().__init__(f"{len(errors)} row(s) rejected, nothing was stored; "
+                         f"row {first['index']}: {first['message']}", field=first["field"])
         self.errors = errors
 
     @staticmethod

@@ -2,6 +2,8 @@
 
 import json
 
+from starlette.exceptions import HTTPException
+
 from app.settings import get_settings
 
 SECURITY_HEADERS = [
@@ -55,7 +57,7 @@ class BodySizeLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise BodyTooLarge
+                    raise BodyTooLarge(limit)
             return message
 
         try:
@@ -64,8 +66,11 @@ class BodySizeLimit:
             await _too_large(send, limit)
 
 
-class BodyTooLarge(Exception):
-    pass
+class BodyTooLarge(HTTPException):
+    # An HTTPException, so that FastAPI, reading a chunked body when it is
+    # raised, passes it on (a 413) instead of turning it into a 400.
+    def __init__(self, limit: int):
+        super().__init__(413, f"request body over {limit} bytes")
 
 
 async def _too_large(send, limit: int) -> None:

@@ -8,7 +8,11 @@ from pydantic import AfterValidator, Field
 # Primary keys are 32-bit integers: larger numbers can name nothing, and
 # must not reach the database (they would overflow there).
 MAX_ID = 2**31 - 1
-Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+# In a JSON body a number must be a JSON integer: not true, "7" or 7.0.
+Id = Annotated[int, Field(ge=1, le=MAX_ID, strict=True)]
+# In a query string or a JSON object's key everything is text: "7" is 7.
+IdText = Annotated[int, Field(ge=1, le=MAX_ID)]
+Int = Annotated[int, Field(strict=True)]
 
 
 def _text(value: str) -> str:

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Header, Query, Response, status
 from fastapi.responses import StreamingResponse
 
 from app.api.responses import errors
-from app.api.types import Id, as_utc
+from app.api.types import IdText, as_utc
 from app.deps import CurrentAdmin, CurrentRater, SessionDep
 from app.feedback import export
 from app.feedback.bulk import submit_ratings
@@ -85,11 +85,11 @@ def create_ratings(body: BulkRatingsIn, response: Response, db: SessionDep,
 
 
 def rating_filter(
-    item_id: Annotated[Id | None, Query()] = None,
+    item_id: Annotated[IdText | None, Query()] = None,
     rater: Annotated[str | None, Query(max_length=64, description="A user name.")] = None,
     since: Annotated[datetime | None, Query(description="Inclusive; UTC when no zone is given.")] = None,
     until: Annotated[datetime | None, Query(description="Exclusive; UTC when no zone is given.")] = None,
-    checkpoint_id: Annotated[Id | None, Query(
+    checkpoint_id: Annotated[IdText | None, Query(
         description="Only items that showed a response of this checkpoint.")] = None,
 ) -> RatingFilter:
     return RatingFilter(item_id=item_id, rater=rater, since=as_utc(since), until=as_utc(until),

@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app.api.types import Id, Text
+from app.api.types import Id, IdText, Int, Text
 from app.feedback.ratings import MAX_SCORE, MIN_SCORE
 from app.models import ItemKind
 
@@ -13,7 +13,7 @@ MAX_ITEMS_PER_REQUEST = 2000
 MAX_RATINGS_PER_REQUEST = 1000
 MAX_RESPONSES_PER_ITEM = 16
 
-Score = Annotated[int, Field(ge=MIN_SCORE, le=MAX_SCORE)]
+Score = Annotated[int, Field(ge=MIN_SCORE, le=MAX_SCORE, strict=True)]
 
 
 # Items a client brings ------------------------------------------------------
@@ -33,7 +33,7 @@ class ItemIn(BaseModel):
     responses: list[ResponseIn] = Field(
         min_length=1, max_length=MAX_RESPONSES_PER_ITEM,
         description="One response to score, or two or more to compare.")
-    overlap: int | None = Field(None, description="How many raters must answer it (default: the server's).")
+    overlap: Int | None = Field(None, description="How many raters must answer it (default: the server's).")
 
     @model_validator(mode="after")
     def _one_prompt(self) -> "ItemIn":
@@ -74,11 +74,11 @@ class RatingIn(BaseModel):
     verdict: Literal["preferred", "tie", "both_bad"] | None = Field(
         None, description="For compare items; omit for score items.")
     preferred_response_id: Id | None = Field(None, description='With verdict "preferred".')
-    scores: dict[Id, Score] = Field(
+    scores: dict[IdText, Score] = Field(
         default_factory=dict,
         description=f"Response id -> {MIN_SCORE}..{MAX_SCORE}; required for score items.")
     comment: Text = ""
-    time_spent_ms: int | None = Field(None, description="Measured by the client; else lease to answer.")
+    time_spent_ms: Int | None = Field(None, description="Measured by the client; else lease to answer.")
 
 
 class BulkRatingIn(RatingIn):
