@@ -161,6 +161,15 @@
     if (dialog.open) dialog.close(); else dialog.showModal();
   }
 
+  // Focus left on the dialog's Close button would swallow the next Enter.
+  if (dialog) {
+    dialog.addEventListener("close", () => {
+      if (document.activeElement && document.activeElement !== document.body) {
+        document.activeElement.blur();
+      }
+    });
+  }
+
   document.addEventListener("submit", (event) => {
     if (event.target.id !== "rate-form") return;
     event.preventDefault();
