@@ -86,6 +86,23 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=8000)
     demo.add_argument("--simulate", type=int, default=0, metavar="N", help="also run N simulated raters")
     demo.set_defaults(run=_demo)
+
+    simulate = commands.add_parser("simulate", help="run simulated raters against a server's REST API")
+    simulate.add_argument("--url", default="http://127.0.0.1:8000")
+    simulate.add_argument("--raters", type=int, metavar="N",
+                          help="how many (default: one per --token, else 1); users sim-1..N")
+    simulate.add_argument("--rule", default="positive",
+                          help="positive, shorter, topic, colour, or module:function (prompt, response) -> score")
+    simulate.add_argument("--noise", type=float, default=0.1, help="share of answers flipped (default 0.1)")
+    simulate.add_argument("--delay", type=float, default=1.0, help="seconds per answer (default 1)")
+    simulate.add_argument("--token", action="append", default=[],
+                          help="rate with this API token (repeatable); omit to use users sim-1..N")
+    simulate.add_argument("--max-ratings", type=int, help="stop after this many answers, all raters together")
+    simulate.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this long")
+    simulate.add_argument("--idle-exit", type=float, metavar="SECONDS",
+                          help="stop a rater once nothing has been rateable for this long")
+    simulate.add_argument("--seed", type=int)
+    simulate.set_defaults(run=_simulate)
     return parser
 
 
@@ -177,6 +194,25 @@ def _demo(args) -> None:
     from worker.demo import run_demo
 
     run_demo(host=args.host, port=args.port, simulated_raters=args.simulate)
+
+
+def _simulate(args) -> int:
+    from app.errors import InvalidInput
+    from worker.simulated_raters import SimulationConfig, load_rule, simulate
+
+    if args.raters is not None and args.raters < 1:
+        raise InvalidInput("--raters must be at least 1")
+    if not 0.0 <= args.noise <= 1.0 or args.delay < 0:
+        raise InvalidInput("--noise must be within 0..1 and --delay not negative")
+    try:
+        rule = load_rule(args.rule)
+        config = SimulationConfig(url=args.url, rule=rule, noise=args.noise, delay=args.delay,
+                                  max_ratings=args.max_ratings, duration=args.duration,
+                                  idle_exit=args.idle_exit, seed=args.seed)
+        stats = simulate(config, raters=args.raters, tokens=args.token)
+    except ValueError as error:
+        raise InvalidInput(str(error)) from None
+    return 1 if any(s.error for s in stats) else 0
 
 
 if __name__ == "__main__":
