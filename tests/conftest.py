@@ -142,7 +142,7 @@ def artifacts() -> Path:
 
 
 @pytest.fixture(scope="session")
-def live_server(app_env) -> Iterator[str]:
+def live_server(app_env, tmp_path_factory) -> Iterator[str]:
     """The real server (uvicorn in its own process) on the test database."""
     import subprocess
     import sys
@@ -150,9 +150,12 @@ def live_server(app_env) -> Iterator[str]:
     from tests.services import free_port, wait_for_port
 
     port = free_port()
+    # A file, not a pipe: nobody reads a pipe, and once error logs fill it the
+    # server blocks on its next write and stops answering.
+    log = open(tmp_path_factory.mktemp("live-server") / "server.log", "wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
-        env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=log,
     )
     try:
         wait_for_port(port, timeout=30)
@@ -160,3 +163,4 @@ def live_server(app_env) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=10)
+        log.close()
