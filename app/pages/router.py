@@ -3,6 +3,7 @@
 from fastapi import APIRouter
 from fastapi.responses import RedirectResponse
 
+from app.admin.router import router as admin_router
 from app.auth.page_guard import PageRoute, PageViewer
 from app.auth.routes import router as auth_router
 from app.guidelines.routes import router as guidelines_router
@@ -20,3 +21,4 @@ def home(viewer: PageViewer) -> RedirectResponse:
 router.include_router(auth_router)
 router.include_router(rate_router)
 router.include_router(guidelines_router)
+router.include_router(admin_router)

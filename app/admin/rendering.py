@@ -1,0 +1,28 @@
+"""Rendering dashboard pages: every page gets the viewer and its nav section."""
+
+from fastapi import Request
+from fastapi.responses import Response
+
+from app.auth.page_guard import Viewer
+from app.errors import Conflict, InvalidInput, NotFound, QueueUnavailable, TuneloopError
+from app.pages.templating import templates
+
+# The same status codes the API's error handler uses, so scripts and tests
+# can tell what went wrong without reading the page.
+ERROR_STATUS = ((InvalidInput, 422), (NotFound, 404), (Conflict, 409), (QueueUnavailable, 503))
+
+
+def status_for(error: TuneloopError) -> int:
+    return next((status for kind, status in ERROR_STATUS if isinstance(error, kind)), 400)
+
+
+def render(request: Request, template: str, viewer: Viewer, section: str,
+           status_code: int = 200, **context) -> Response:
+    return templates.TemplateResponse(request, f"admin/{template}",
+                                      {"viewer": viewer, "section": section, **context},
+                                      status_code=status_code)
+
+
+def not_found(request: Request, viewer: Viewer, error: NotFound) -> Response:
+    """A page, not the API's JSON body, for a stale or mistyped dashboard link."""
+    return render(request, "not_found.html", viewer, "", status_code=404, message=str(error))

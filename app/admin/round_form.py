@@ -1,0 +1,46 @@
+"""The "launch a round" form: posted strings in, RoundSettings (or a readable error) out."""
+
+from fastapi import Request
+from pydantic import ValidationError
+
+from app.errors import InvalidInput
+from app.training.schemas import RoundSettings
+
+LABELS = {
+    "algorithm": "Algorithm",
+    "policy_steps": "Policy steps",
+    "learning_rate": "Learning rate",
+    "kl_coef": "KL coefficient",
+    "reward_model_epochs": "Reward-model epochs",
+    "ratings": "Ratings",
+    "seed": "Seed",
+}
+
+
+async def posted_round_fields(request: Request) -> dict[str, str]:
+    """The form's RoundSettings fields, blanks left out so defaults apply.
+
+    Read by hand rather than as a Form model: a validation error must come back
+    as a message on the dashboard, not as FastAPI's JSON 422.
+    """
+    form = await request.form()  # cached by Starlette; the CSRF check read it already
+    fields = {}
+    for name in RoundSettings.model_fields:
+        value = form.get(name)
+        if isinstance(value, str) and value.strip():
+            fields[name] = value.strip()
+    return fields
+
+
+def parse_round_settings(fields: dict[str, str]) -> RoundSettings:
+    try:
+        return RoundSettings.model_validate(fields)
+    except ValidationError as error:
+        first = error.errors()[0]
+        name = str(first["loc"][0]) if first["loc"] else ""
+        raise InvalidInput(f"{LABELS.get(name, name)}: {first['msg']}", field=name) from None
+
+
+def form_values(fields: dict[str, str] | None = None) -> dict[str, str]:
+    """What the form shows: the defaults, overlaid with what was posted."""
+    return {k: str(v) for k, v in RoundSettings().model_dump().items()} | (fields or {})
