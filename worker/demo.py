@@ -1,8 +1,8 @@
 """`tuneloop demo`: the whole loop on one machine, on the embedded defaults.
 
-Builds the small base model if missing, loads the built-in prompts, creates an
-admin and a rater (passwords generated once, kept in var/demo-logins.json),
-starts the web server and one worker per queue, and prints the URL. Ctrl-C
+Loads the built-in prompts, creates an admin and a rater (passwords generated
+once, kept in var/demo-logins.json), starts the web server and prints the URL,
+builds the small base model if missing, then starts one worker per queue. Ctrl-C
 stops everything; a second run reuses what the first built.
 """
 
@@ -10,6 +10,7 @@ import json
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -56,40 +57,60 @@ def ensure_builtin_prompts() -> int:
         return len(add_prompts(db, prompts))
 
 
-def prepare() -> dict[str, str]:
-    """Everything the demo needs in place; safe to run again."""
+def prepare_database() -> dict[str, str]:
+    """Schema, built-in prompts and logins; fast, and safe to run again."""
     settings = get_settings()
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.database_url)
-    build_and_register_base()
     added = ensure_builtin_prompts()
     if added:
         print(f"loaded {added} built-in prompts", file=sys.stderr)
     return ensure_demo_users()
 
 
+def _wait_for_server(host: str, port: int, server: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and server.poll() is None:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"the web server did not start on {host}:{port}")
+
+
+def _stop_on_sigterm(_signum, _frame) -> None:
+    raise KeyboardInterrupt
+
+
 def run_demo(host: str, port: int, simulated_raters: int = 0) -> None:
     started = time.monotonic()
-    logins = prepare()
+    # `kill` (SIGTERM) stops the children too, as Ctrl-C does.
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    logins = prepare_database()
     tuneloop = [sys.executable, "-m", "app.cli"]
     env = dict(os.environ)
-    children = [
-        subprocess.Popen(tuneloop + ["serve", "--host", host, "--port", str(port)], env=env),
-        subprocess.Popen(tuneloop + ["worker", "--queues", "generate", "--beat"], env=env),
-        subprocess.Popen(tuneloop + ["worker", "--queues", "train", "--no-beat"], env=env),
-    ]
     url = f"http://{host}:{port}"
-    if simulated_raters:
-        children.append(subprocess.Popen(tuneloop + ["simulate", "--url", url, "--raters",
-                                                     str(simulated_raters)], env=env))
-    print(f"""
-tuneloop is running at {url}  (ready in {time.monotonic() - started:.0f}s)
+    # The server first, so the pages are up while the base model builds.
+    children = [subprocess.Popen(tuneloop + ["serve", "--host", host, "--port", str(port)], env=env)]
+    try:
+        _wait_for_server(host, port, children[0])
+        print(f"""
+tuneloop is up at {url}  ({time.monotonic() - started:.0f}s)
   admin:  admin / {logins['admin']}   -> {url}/admin
   rater:  rater / {logins['rater']}   -> {url}/rate
-Launch a training round from the dashboard once some items are rated.
-Ctrl-C stops everything.
 """, flush=True)
-    try:
+        build_and_register_base()
+        children += [
+            subprocess.Popen(tuneloop + ["worker", "--queues", "generate", "--beat"], env=env),
+            subprocess.Popen(tuneloop + ["worker", "--queues", "train", "--no-beat"], env=env),
+        ]
+        if simulated_raters:
+            children.append(subprocess.Popen(tuneloop + ["simulate", "--url", url, "--raters",
+                                                         str(simulated_raters)], env=env))
+        print(f"workers started ({time.monotonic() - started:.0f}s): items to rate appear in a few "
+              "seconds; launch a round from the dashboard once some are rated. Ctrl-C stops everything.",
+              flush=True)
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
     except KeyboardInterrupt:

@@ -53,5 +53,5 @@ def dispatch_rounds_task() -> list[int]:
 @worker_ready.connect
 def _refill_on_start(sender, **_) -> None:
     """A generation worker fills the pool as soon as it starts, not at the first beat."""
-    if any(queue.name == "generate" for queue in sender.consumer.task_consumer.queues):
+    if any(queue.name == "generate" for queue in sender.task_consumer.queues):
         refill_pool_task.apply_async(queue="generate")
