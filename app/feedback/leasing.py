@@ -132,3 +132,9 @@ def load_item(db: Session, item_id: int, *, lock: bool = False) -> Item | None:
 def open_items_for(db: Session, user_id: int) -> int:
     """How many items this rater could still be given (for the progress line)."""
     return db.scalar(select(func.count()).select_from(_candidates(user_id, utcnow()).subquery())) or 0
+
+
+def open_items_up_to(db: Session, user_id: int, cap: int) -> int:
+    """open_items_for, but it stops counting at cap: a cheap progress line on a large pool."""
+    candidates = _candidates(user_id, utcnow()).order_by(None).limit(cap)
+    return db.scalar(select(func.count()).select_from(candidates.subquery())) or 0
