@@ -25,7 +25,7 @@ def tiny_reward_model(tmp_path_factory, tiny_base_model, colour_pairs) -> Path:
     return fit_reward_model(tiny_base_model, colour_pairs, [], config, tmp_path_factory.mktemp("rm") / "rm").out_dir
 
 
-def lm_head_weight(directory: Path) -> torch.Tensor:
+def mlp_weight(directory: Path) -> torch.Tensor:
     return AutoModelForCausalLM.from_pretrained(directory).transformer.h[0].mlp.c_fc.weight.detach()
 
 
@@ -50,7 +50,7 @@ def test_ppo_improves_its_surrogate_changes_the_weights_and_publishes(tmp_path, 
     metadata = read_metadata(result.out_dir)
     assert metadata["algorithm"] == "ppo"
     assert metadata["reward_model"] == str(tiny_reward_model)
-    assert not torch.equal(lm_head_weight(tiny_base_model), lm_head_weight(result.out_dir))
+    assert not torch.equal(mlp_weight(tiny_base_model), mlp_weight(result.out_dir))
 
 
 def test_adaptive_kl_and_lora(tmp_path, tiny_base_model, tiny_reward_model):
@@ -62,7 +62,7 @@ def test_adaptive_kl_and_lora(tmp_path, tiny_base_model, tiny_reward_model):
     # Step 1 sees KL 0 < target, so the adaptive coefficient shrinks.
     assert seen[0]["kl_coef"] < config.kl_coef
     assert not (result.out_dir / "adapter_config.json").exists()
-    assert not torch.equal(lm_head_weight(tiny_base_model), lm_head_weight(result.out_dir))
+    assert not torch.equal(mlp_weight(tiny_base_model), mlp_weight(result.out_dir))
 
 
 def test_cancellation_leaves_no_checkpoint(tmp_path, tiny_base_model, tiny_reward_model):

@@ -44,7 +44,6 @@ def build_base_model(out_dir: Path, config: BaseModelConfig | None = None) -> Pa
     out_dir = Path(out_dir)
     if (out_dir / METADATA_FILE).is_file():
         return out_dir
-    random.seed(config.seed)
     torch.manual_seed(config.seed)
 
     # Data: (prompt, response) pairs in the same token layout generation uses.

@@ -37,7 +37,7 @@ def generate_responses(
     seed: int = 0,
 ) -> list[Generated]:
     """Sample one response per prompt. temperature 0 means greedy decoding."""
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator(device=model.device).manual_seed(seed)
     was_training = model.training
     model.eval()
     results = []
@@ -116,8 +116,7 @@ def _sample_next(
         # Drop a token once the tokens before it already cover top_p of the mass.
         drop_sorted = cumulative - sorted_logits.softmax(-1) >= top_p
         logits = logits.masked_fill(drop_sorted.scatter(-1, order, drop_sorted), float("-inf"))
-    probs = logits.softmax(-1)
-    return torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(-1).to(logits.device)
+    return torch.multinomial(logits.softmax(-1), 1, generator=generator).squeeze(-1)
 
 
 def _until_eos(tokens: list[int], eos_id: int) -> list[int]:

@@ -99,6 +99,9 @@ def run_ppo(
     policy = AutoModelForCausalLM.from_pretrained(policy_dir)
     value_model = AutoModelForSequenceClassification.from_pretrained(reward_model_dir)
     scorer = RewardScorer(reward_model_dir, config.device)
+    if scorer.tokenizer.get_vocab() != tokenizer.get_vocab():
+        # The value model (a copy of the reward model) reads the policy's token ids.
+        raise ValueError("the reward model must share the policy's tokenizer")
     with torch.no_grad():
         # Match the head's scale to the normalised rewards the values predict.
         unwrap_model(value_model).score.weight.div_(scorer.std)
