@@ -126,7 +126,13 @@
     busy = true;
     form.classList.add("is-busy");
     try {
-      const response = await postAnswer(body, data.csrf_token);
+      let response = await postAnswer(body, data.csrf_token);
+      if (response.status === 403) {
+        // Signed in again in another tab: a new CSRF token. Fetch it and send once more,
+        // rather than lose the answer to a reload.
+        const token = await freshCsrfToken();
+        if (token && token !== data.csrf_token) response = await postAnswer(body, token);
+      }
       const reply = await response.json().catch(() => ({}));
       if (response.ok) {
         swapPanel(reply.html);
@@ -147,6 +153,18 @@
       const stillThere = currentForm();
       if (stillThere) stillThere.classList.remove("is-busy");
     }
+  }
+
+  async function freshCsrfToken() {
+    const response = await fetch("/rate/panel", { headers: { "Accept": "application/json" } });
+    if (!response.ok) return null;
+    const html = (await response.json()).html;
+    const parsed = new DOMParser().parseFromString(html, "text/html");
+    const holder = parsed.querySelector("[data-csrf-token]");
+    const token = holder && holder.dataset.csrfToken;
+    if (!token) return null;
+    document.querySelectorAll('input[name="csrf_token"]').forEach((i) => { i.value = token; });
+    return token;
   }
 
   async function refresh() {

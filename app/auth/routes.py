@@ -10,7 +10,8 @@ from app.auth.csrf import LOGIN_CSRF_COOKIE, new_token, require_csrf
 from app.auth.page_guard import CsrfChecked, PageRoute
 from app.auth.rate_limit import login_limiter
 from app.auth.service import authenticate, safe_next
-from app.deps import SessionDep
+from app.deps import BrowserSessionDep, SessionDep
+from app.models import User
 from app.pages.templating import templates
 from app.settings import get_settings
 
@@ -31,8 +32,12 @@ def _login_page(request: Request, *, next_url: str, name: str = "", error: str =
 
 
 @router.get("/login")
-def login_form(request: Request, next: str | None = None) -> Response:
-    """The login form."""
+def login_form(request: Request, db: SessionDep, browser: BrowserSessionDep,
+               next: str | None = None) -> Response:
+    """The login form (signed-in users go straight on)."""
+    user = db.get(User, browser.user_id) if browser else None
+    if user is not None and user.is_active:
+        return RedirectResponse(safe_next(next), status_code=303)
     return _login_page(request, next_url=safe_next(next))
 
 

@@ -100,3 +100,9 @@ def test_a_tampered_cookie_is_anonymous(client, rater):
     client.cookies.clear()
     client.cookies.set(COOKIE_NAME, value[:-2] + ("AA" if value[-2:] != "AA" else "BB"))
     assert client.get("/rate").status_code == 303
+
+
+def test_signed_in_users_skip_the_login_form(client, rater):
+    login(client, "rita")
+    response = client.get("/login?next=/guidelines")
+    assert response.status_code == 303 and response.headers["location"] == "/guidelines"

@@ -164,3 +164,19 @@ def test_hostile_text_is_shown_literally_and_never_runs(page_without_csp, db):
     assert page.evaluate("window.__pwned") is None
     assert dialogs == [] and page.script_errors == []
     assert {r.comment for r in db.scalars(select(Rating))} == {IMG}
+
+
+def test_an_answer_survives_a_new_login_in_another_tab(page, db):
+    make_user(db, "tess", password=PASSWORD)
+    db.commit()
+    for pair in PAIRS[:2]:
+        add_item(db, *pair)
+    log_in(page, "tess", PASSWORD)
+    other = page.context.new_page()
+    other.goto("/rate")
+    other.get_by_role("button", name="Log out").click()
+    log_in(other, "tess", PASSWORD)  # a new session cookie with a new CSRF token
+    page.keyboard.press("2")
+    submit_and_wait(page)
+    assert page.locator("#rate-notice").inner_text() == "Saved."
+    assert len(db.scalars(select(Rating)).all()) == 1
