@@ -7,6 +7,8 @@ import redis
 from fastapi.testclient import TestClient
 
 from app.checkpoints.service import add_checkpoint
+from app.feedback.leasing import lease_next_item
+from app.feedback.ratings import RatingInput, submit_rating
 from app.models import Checkpoint, CheckpointStatus
 from tests.auth.web_client import client, csrf_from, login  # noqa: F401  (client is a fixture)
 from tests.factories import make_user
@@ -52,3 +54,13 @@ def train_queue(redis_url) -> Iterator[redis.Redis]:
 
 def page_csrf(client: TestClient, url: str = "/admin") -> str:
     return csrf_from(client.get(url).text)
+
+
+def answer(db, user_id: int, item_id: int, verdict: str, preferred: int | None = None,
+           time_spent_ms: int | None = None) -> None:
+    """Lease and rate one item through the same services the rating page uses."""
+    leased = lease_next_item(db, user_id)
+    assert leased is not None and leased.item.id == item_id
+    submit_rating(db, user_id, RatingInput(item_id=item_id, verdict=verdict, preferred_response_id=preferred,
+                                           time_spent_ms=time_spent_ms))
+    db.commit()

@@ -1,0 +1,109 @@
+"""Launching, watching and cancelling rounds from the dashboard (PostgreSQL + Redis)."""
+
+import json
+
+from sqlalchemy import select
+
+from app.errors import QueueUnavailable
+from app.models import RoundMetric, RoundStatus, TrainingRound
+from tests.admin.conftest import page_csrf
+
+FORM = {"algorithm": "ppo", "policy_steps": "12", "kl_coef": "0.1", "learning_rate": "0.0003",
+        "reward_model_epochs": "3", "ratings": "since_last_round", "seed": "7"}
+
+
+def launch(client, **changes):
+    return client.post("/admin/rounds", data=FORM | {"csrf_token": page_csrf(client)} | changes)
+
+
+def test_launch_form_queues_a_round_with_the_chosen_settings(admin_client, db, lineage, train_queue):
+    response = launch(admin_client)
+    assert response.status_code == 303
+    [round_] = db.scalars(select(TrainingRound)).all()
+    assert response.headers["location"] == f"/admin/rounds/{round_.id}"
+    assert round_.status == RoundStatus.queued
+    assert round_.config == {"algorithm": "ppo", "policy_steps": 12, "kl_coef": 0.1, "learning_rate": 3e-4,
+                             "reward_model_epochs": 3, "ratings": "since_last_round", "seed": 7}
+    # The round's id went to the train queue once the transaction committed.
+    [message] = train_queue.lrange("train", 0, -1)
+    assert json.loads(message)["headers"]["argsrepr"] == f"[{round_.id}]"
+    page = admin_client.get(f"/admin/rounds/{round_.id}").text
+    assert "Round #1" in page and "badge-queued" in page and 'id="cancel-form"' in page
+
+
+def test_second_launch_while_one_is_queued_shows_the_conflict(admin_client, db, lineage, train_queue):
+    launch(admin_client)
+    response = launch(admin_client, algorithm="dpo")
+    assert response.status_code == 409
+    assert "a round is already queued or running" in response.text
+    assert 'id="launch-error"' in response.text and "Traceback" not in response.text
+    # The form keeps what the admin typed.
+    assert 'value="dpo" checked' in response.text
+    assert len(db.scalars(select(TrainingRound)).all()) == 1
+
+
+def test_out_of_range_setting_is_a_message_on_the_page(admin_client, db, lineage, train_queue):
+    response = launch(admin_client, policy_steps="0")
+    assert response.status_code == 422
+    assert "Policy steps: Input should be greater than or equal to 1" in response.text
+    assert '<label class="has-error">Policy steps' in response.text
+    assert db.scalars(select(TrainingRound)).all() == []
+
+
+def test_launch_without_a_current_checkpoint_says_how_to_get_one(admin_client, db, train_queue):
+    response = launch(admin_client)
+    assert response.status_code == 422
+    assert "no current checkpoint" in response.text
+
+
+def test_queue_down_is_a_message_not_a_stack_trace(admin_client, db, lineage, monkeypatch):
+    def broker_down():
+        raise QueueUnavailable("the task queue is unavailable (OperationalError); try again when the broker is back")
+
+    monkeypatch.setattr("app.training.service.ensure_queue_available", broker_down)
+    response = launch(admin_client)
+    assert response.status_code == 503
+    assert "the task queue is unavailable" in response.text
+    assert db.scalars(select(TrainingRound)).all() == []
+
+
+def test_cancel_button_cancels_a_queued_round(admin_client, db, lineage, train_queue):
+    round_id = int(launch(admin_client).headers["location"].rsplit("/", 1)[1])
+    response = admin_client.post(f"/admin/rounds/{round_id}/cancel", data={"csrf_token": page_csrf(admin_client)})
+    assert response.status_code == 303
+    page = admin_client.get(response.headers["location"]).text
+    assert "Cancellation requested" in page and "badge-cancelled" in page and "cancel-form" not in page
+    db.expire_all()
+    assert db.get(TrainingRound, round_id).status == RoundStatus.cancelled
+    again = admin_client.post(f"/admin/rounds/{round_id}/cancel", data={"csrf_token": page_csrf(admin_client)})
+    assert again.status_code == 409 and "already cancelled" in again.text
+
+
+def test_round_page_escapes_log_and_error(admin_client, db, lineage):
+    round_ = TrainingRound(algorithm="dpo", config={"algorithm": "dpo"}, status=RoundStatus.failed,
+                           log="<script>alert(1)</script>\n", error="<img src=x onerror=alert(2)>")
+    db.add(round_)
+    db.commit()
+    page = admin_client.get(f"/admin/rounds/{round_.id}").text
+    assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<img src=x" not in page and "&lt;img src=x onerror=alert(2)&gt;" in page
+
+
+def test_metrics_api_answers_the_session_cookie(admin_client, db, lineage):
+    """admin.js polls the JSON API with the browser session, no token."""
+    round_ = TrainingRound(algorithm="ppo", config={}, status=RoundStatus.running, progress=0.4)
+    db.add(round_)
+    db.flush()
+    db.add_all([RoundMetric(round_id=round_.id, phase="ppo", step=s, name="kl", value=0.01 * s) for s in (1, 2, 3)])
+    db.commit()
+    assert admin_client.get(f"/api/v1/rounds/{round_.id}").json()["progress"] == 0.4
+    points = admin_client.get(f"/api/v1/rounds/{round_.id}/metrics?after_id=0").json()
+    later = admin_client.get(f"/api/v1/rounds/{round_.id}/metrics?after_id={points[0]['id']}").json()
+    assert [p["step"] for p in points] == [1, 2, 3] and [p["step"] for p in later] == [2, 3]
+
+
+def test_overview_lists_recent_rounds(admin_client, db, lineage, train_queue):
+    round_id = int(launch(admin_client).headers["location"].rsplit("/", 1)[1])
+    page = admin_client.get("/admin").text
+    assert f'href="/admin/rounds/{round_id}">#{round_id}</a>' in page
+    assert f'<a href="/admin/rounds/{round_id}">Round {round_id}</a>' in page  # the active-round card
