@@ -35,7 +35,9 @@ def _edit_page(request: Request, db: SessionDep, viewer, *, body: str | None = N
     author = db.get(User, current.updated_by_id) if current and current.updated_by_id else None
     source = body if body is not None else (current.body if current else DEFAULT_GUIDELINES)
     return templates.TemplateResponse(request, "guidelines/edit.html", {
-        "viewer": viewer, "body": source, "preview": render_markdown(source), "error": error,
+        # section: the admin layout's nav marks this page as current.
+        "viewer": viewer, "section": "guidelines", "body": source,
+        "preview": render_markdown(source), "error": error,
         "saved": saved, "current": current, "author": author,
         "revisions": db.scalar(select(func.count()).select_from(Guideline)),
     }, status_code=status_code)
