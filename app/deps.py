@@ -6,6 +6,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, status
 from sqlalchemy.orm import Session
 
+from app.auth.csrf import CSRF_HEADER, tokens_match
 from app.auth.session_cookie import COOKIE_NAME, BrowserSession, decode_session
 from app.db import get_sessionmaker
 from app.models import Role, User
@@ -36,6 +37,9 @@ def get_browser_session(request: Request) -> BrowserSession | None:
 
 BrowserSessionDep = Annotated[BrowserSession | None, Depends(get_browser_session)]
 
+# Methods that change nothing; a cookie-authenticated call with any other needs the CSRF token.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
 
 def get_current_user(request: Request, db: SessionDep, browser: BrowserSessionDep) -> User:
     header = request.headers.get("authorization", "")
@@ -50,6 +54,12 @@ def get_current_user(request: Request, db: SessionDep, browser: BrowserSessionDe
         if user is None or not user.is_active:
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, "not signed in",
                                 headers={"WWW-Authenticate": "Bearer"})
+        # The browser sends the cookie on any site's request; only our own pages
+        # can read the session's CSRF token and echo it in the header.
+        if request.method not in SAFE_METHODS and not tokens_match(
+                browser.csrf_token, request.headers.get(CSRF_HEADER)):
+            raise HTTPException(status.HTTP_403_FORBIDDEN,
+                                "missing or wrong CSRF token (send the X-CSRF-Token header)")
     request.state.user = user
     return user
 
