@@ -3,14 +3,15 @@
 from pathlib import Path
 
 from fastapi import FastAPI, Request
-from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import errors
-from app.api.responses import validation_error_body
+from app.api.responses import ErrorBody, validation_error_body
 from app.api.router import router as api_router
 from app.middleware import BodySizeLimit, SecurityHeaders
 from app.pages.router import router as pages_router
@@ -50,11 +51,45 @@ async def _request_invalid(request: Request, error: RequestValidationError) -> J
     return await request_validation_exception_handler(request, error)
 
 
+async def _http_error(request: Request, error: StarletteHTTPException):
+    # FastAPI answers 400 for a body that json.loads refused outright (not UTF-8,
+    # an integer of thousands of digits); to an API client that is invalid input
+    # like any other malformed JSON, so it gets the same 422 and body shape.
+    if (error.status_code == 400 and isinstance(error.__cause__, ValueError)
+            and request.url.path.startswith("/api/")):
+        return JSONResponse({"detail": "body: not valid JSON text", "field": "body",
+                             "errors": [{"field": "body", "message": "not valid JSON text",
+                                         "index": None, "reason": "invalid"}]}, status_code=422)
+    return await http_exception_handler(request, error)
+
+
 async def _database_unavailable(request: Request, error: DBAPIError) -> JSONResponse:
     if isinstance(error, OperationalError) or error.connection_invalidated:
         return JSONResponse({"detail": "database unavailable, retry shortly"}, status_code=503,
                             headers={"Retry-After": "1"})
+    if isinstance(error, DataError):
+        # A value the database cannot hold (an id beyond its integers, say): the
+        # request's fault, not the server's. Routes should refuse such input first.
+        return JSONResponse({"detail": "a value in the request is out of range for storage"},
+                            status_code=422)
     raise error
+
+
+def _api_errors_in_openapi(app: FastAPI) -> None:
+    """Document the 422 body that _request_invalid really sends, on every route."""
+    generate = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = generate()
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            body = ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}")
+            components.update(body.pop("$defs", {}))
+            components["HTTPValidationError"] = body
+            components.pop("ValidationError", None)
+        return app.openapi_schema
+
+    app.openapi = openapi
 
 
 def create_app() -> FastAPI:
@@ -69,10 +104,12 @@ def create_app() -> FastAPI:
     app.add_exception_handler(errors.TuneloopError, _domain_error)
     app.add_exception_handler(DBAPIError, _database_unavailable)
     app.add_exception_handler(RequestValidationError, _request_invalid)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_middleware(BodySizeLimit)
     app.add_middleware(SecurityHeaders)
     app.include_router(api_router, prefix="/api/v1")
     app.include_router(pages_router)
+    _api_errors_in_openapi(app)
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
 
     @app.get("/healthz", include_in_schema=False)

@@ -19,7 +19,6 @@ class ErrorBody(BaseModel):
 
 
 _MEANINGS = {
-    400: "The body could not be read.",
     401: "No token, or an invalid or revoked one.",
     403: "The token's user may not do this (admins only).",
     404: "A named thing does not exist.",

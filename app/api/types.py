@@ -29,6 +29,15 @@ def _text(value: str) -> str:
 Text = Annotated[str, AfterValidator(_text)]
 
 
+def text_limits(max_chars: int, *, required: bool = False) -> dict:
+    """JSON Schema hints for a text the service checks (so generated clients and
+    fuzzers send valid text); the service stays the one place that enforces them."""
+    hints: dict = {"maxLength": max_chars}
+    if required:
+        hints |= {"minLength": 1}
+    return {"json_schema_extra": hints}
+
+
 def as_utc(moment: datetime | None) -> datetime | None:
     """Query times without a zone are taken as UTC."""
     if moment is None:

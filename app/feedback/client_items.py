@@ -9,13 +9,11 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from app.errors import InvalidInput, InvalidRows, NotFound, TuneloopError
-from app.feedback.items import check_overlap, create_item
+from app.feedback.items import MAX_SOURCE_CHARS, check_overlap, create_item
 from app.feedback.schemas import ItemIn
 from app.models import ItemPurpose, Prompt, Sample
 from app.prompts.service import NewPrompt, add_prompts, check_text
 from app.settings import get_settings
-
-MAX_SOURCE_CHARS = 128
 
 
 def _check_item(item: ItemIn, known_prompts: set[int], default_overlap: int) -> None:

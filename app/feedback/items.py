@@ -6,6 +6,8 @@ from app.errors import InvalidInput
 from app.models import Item, ItemKind, ItemPurpose, ItemResponse
 
 MAX_OVERLAP = 100
+# sample.source is a VARCHAR(128).
+MAX_SOURCE_CHARS = 128
 
 
 def check_overlap(overlap: int) -> None:

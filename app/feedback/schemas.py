@@ -5,12 +5,14 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app.api.types import Id, IdText, Int, Text
-from app.feedback.ratings import MAX_SCORE, MIN_SCORE
+from app.api.types import Id, IdText, Int, Text, text_limits
+from app.feedback.items import MAX_OVERLAP, MAX_SOURCE_CHARS
+from app.feedback.ratings import MAX_COMMENT_CHARS, MAX_SCORE, MIN_SCORE
 from app.models import ItemKind
+from app.settings import get_settings
 
-MAX_ITEMS_PER_REQUEST = 2000
-MAX_RATINGS_PER_REQUEST = 1000
+MAX_ITEMS_PER_REQUEST = 500
+MAX_RATINGS_PER_REQUEST = 500
 MAX_RESPONSES_PER_ITEM = 16
 
 Score = Annotated[int, Field(ge=MIN_SCORE, le=MAX_SCORE, strict=True)]
@@ -21,19 +23,22 @@ Score = Annotated[int, Field(ge=MIN_SCORE, le=MAX_SCORE, strict=True)]
 class ResponseIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    text: Text
-    source: Text = Field("", description='A label for the model that wrote it ("gpt-x", "vendor-7").')
+    text: Text = Field(**text_limits(get_settings().max_text_chars, required=True))
+    source: Text = Field("", description='A label for the model that wrote it ("gpt-x", "vendor-7").',
+                         **text_limits(MAX_SOURCE_CHARS))
 
 
 class ItemIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    prompt: Text | None = Field(None, description="The prompt text (a new prompt); or give prompt_id.")
+    prompt: Annotated[Text, Field(**text_limits(get_settings().max_text_chars, required=True))] | None = Field(
+        None, description="The prompt text (a new prompt); or give prompt_id.")
     prompt_id: Id | None = Field(None, description="An existing prompt, instead of prompt.")
     responses: list[ResponseIn] = Field(
         min_length=1, max_length=MAX_RESPONSES_PER_ITEM,
         description="One response to score, or two or more to compare.")
-    overlap: Int | None = Field(None, description="How many raters must answer it (default: the server's).")
+    overlap: Int | None = Field(None, description="How many raters must answer it (default: the server's).",
+                                json_schema_extra={"minimum": 1, "maximum": MAX_OVERLAP})
 
     @model_validator(mode="after")
     def _one_prompt(self) -> "ItemIn":
@@ -77,7 +82,7 @@ class RatingIn(BaseModel):
     scores: dict[IdText, Score] = Field(
         default_factory=dict,
         description=f"Response id -> {MIN_SCORE}..{MAX_SCORE}; required for score items.")
-    comment: Text = ""
+    comment: Text = Field("", **text_limits(MAX_COMMENT_CHARS))
     time_spent_ms: Int | None = Field(None, description="Measured by the client; else lease to answer.")
 
 

@@ -62,13 +62,13 @@ def test_too_many_requests_is_429_with_retry_after(client, rater, make_rater, se
     b"null",
     b'"text"',
 ])
-def test_junk_rating_bodies_are_4xx(client, rater, db, content):
+def test_junk_rating_bodies_are_422_with_field(client, rater, db, content):
     make_items(db, 1)
     client.get("/api/v1/items/next", headers=rater)
     response = client.post("/api/v1/ratings", content=content,
                            headers=rater | {"Content-Type": "application/json"})
-    assert 400 <= response.status_code < 500, response.text
-    assert response.json()["detail"]
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"] and response.json()["field"]
 
 
 @pytest.mark.parametrize("text", ["a\\u0000b", "\\ud800", "   ", "x" * 20_001])
@@ -101,3 +101,9 @@ def test_bad_idempotency_key_is_422(client, rater, db):
 def test_settings_are_restored():
     assert get_settings().max_body_bytes == 2_000_000
     assert get_settings().api_rate_per_minute == 6000
+
+
+def test_values_the_database_cannot_hold_are_422_not_500(client, admin):
+    # A route that forgot to bound an id still answers the client, not with a 500.
+    response = client.get("/api/v1/rounds/99999999999", headers=admin)
+    assert response.status_code in (404, 422), response.text
