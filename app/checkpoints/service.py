@@ -36,9 +36,15 @@ def get_checkpoint(db: Session, checkpoint_id: int) -> Checkpoint:
 
 
 def resolve_path(checkpoint: Checkpoint) -> Path:
-    """Relative paths live in the checkpoint store; absolute ones were registered as such."""
+    """Relative paths live in the checkpoint store; absolute ones were registered as such
+    (by an operator, `tuneloop checkpoint register`). A relative path never leaves the store."""
     path = Path(checkpoint.path)
-    return path if path.is_absolute() else get_settings().checkpoint_dir / path
+    if path.is_absolute():
+        return path
+    if ".." in path.parts:
+        raise InvalidInput(f"checkpoint {checkpoint.id}: path {checkpoint.path!r} leaves the "
+                           "checkpoint store", field="path")
+    return get_settings().checkpoint_dir / path
 
 
 def check_model_dir(path: Path) -> dict:
@@ -61,6 +67,8 @@ def next_version(db: Session) -> int:
 def add_checkpoint(db: Session, *, path: str, name: str, parent_id: int | None,
                    content_hash: str = "", metrics: dict | None = None,
                    status: CheckpointStatus = CheckpointStatus.ready) -> Checkpoint:
+    if ".." in Path(path).parts:
+        raise InvalidInput(f"checkpoint path {path!r} leaves the checkpoint store", field="path")
     checkpoint = Checkpoint(version=next_version(db), path=path, name=name, parent_id=parent_id,
                             content_hash=content_hash, metrics=metrics or {}, status=status)
     db.add(checkpoint)
