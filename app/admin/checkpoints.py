@@ -40,7 +40,10 @@ def _checkpoints_page(request: Request, db: SessionDep, viewer: Viewer, *, error
         games_vs_parent={c.id: head_to_head(games, c.id, c.parent_id).games
                          for c in checkpoints if c.parent_id is not None},
         produced_by=produced_by, current_version=current.version if current else None,
-        summary_metrics=SUMMARY_METRICS, error=error, promoted=promoted,
+        # Only the columns some checkpoint has a value for (PPO-only lineages have no DPO loss).
+        summary_metrics=[(key, label) for key, label in SUMMARY_METRICS
+                         if any(key in c.metrics for c in checkpoints)],
+        error=error, promoted=promoted,
     )
 
 
