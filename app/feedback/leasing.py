@@ -77,13 +77,39 @@ def lease_next_item(db: Session, user_id: int, *, rng: random.Random | None = No
     held = _resume(db, user_id, now)
     if held:
         return held
+    return _claim_next(db, user_id, now, [], rng or random)
+
+
+def lease_items(db: Session, user_id: int, count: int, *,
+                rng: random.Random | None = None) -> list[LeasedItem]:
+    """Up to `count` items at once, for clients that work offline and upload later:
+    the live leases the rater already holds first, then new ones by the same rule."""
+    now = utcnow()
+    rows = db.execute(
+        select(Lease, Item).join(Item, Item.id == Lease.item_id)
+        .where(Lease.user_id == user_id, _live(now), Item.done.is_(False))
+        .order_by(Lease.id).limit(count)
+    ).all()
+    leased = [LeasedItem(item=row.Item, lease=row.Lease) for row in rows]
+    taken = [row.Item.id for row in rows]
+    while len(leased) < count:
+        claimed = _claim_next(db, user_id, now, taken, rng or random)
+        if claimed is None:
+            break
+        leased.append(claimed)
+        taken.append(claimed.item.id)
+    return leased
+
+
+def _claim_next(db: Session, user_id: int, now: datetime, passed: list[int], rng) -> LeasedItem | None:
+    """Lease the rater the first open item whose id is not in `passed`."""
     postgres = db.get_bind().dialect.name == "postgresql"
     query = _candidates(user_id, now).limit(1)
     if postgres:
         # populate_existing: the locked row's values win over a stale identity map.
         query = query.with_for_update(skip_locked=True, of=Item).execution_options(
             populate_existing=True)
-    passed: list[int] = []
+    passed = list(passed)
     while True:
         item = db.scalar(query.where(Item.id.not_in(passed)) if passed else query)
         if item is None:
@@ -93,7 +119,7 @@ def lease_next_item(db: Session, user_id: int, *, rng: random.Random | None = No
         if not postgres or item.answers + claims_by_others(db, item.id, user_id, now) < item.overlap:
             break
         passed.append(item.id)
-    return LeasedItem(item=item, lease=_take_lease(db, item, user_id, now, rng or random))
+    return LeasedItem(item=item, lease=_take_lease(db, item, user_id, now, rng))
 
 
 def _take_lease(db: Session, item: Item, user_id: int, now: datetime, rng) -> Lease:

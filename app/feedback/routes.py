@@ -12,7 +12,7 @@ from app.deps import CurrentAdmin, CurrentRater, SessionDep
 from app.feedback import export
 from app.feedback.bulk import submit_ratings
 from app.feedback.client_items import create_client_items
-from app.feedback.leasing import lease_next_item
+from app.feedback.leasing import lease_items, lease_next_item
 from app.feedback.listing import RatingFilter, list_ratings
 from app.feedback.ratings import RatingInput, submit_rating
 from app.feedback.schemas import (
@@ -21,11 +21,13 @@ from app.feedback.schemas import (
     ItemIds,
     ItemsIn,
     LeasedItemOut,
+    LeasedItems,
+    LeaseRequest,
     RatingIn,
     RatingOut,
     RatingPage,
 )
-from app.feedback.views import leased_item_view, rating_view
+from app.feedback.views import leased_item_view, leased_items_view, rating_view
 
 router = APIRouter(tags=["feedback"])
 
@@ -56,6 +58,12 @@ def lease_next(db: SessionDep, rater: CurrentRater) -> LeasedItemOut | Response:
     if leased is None:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
     return leased_item_view(db, leased)
+
+
+@router.post("/items/leases", response_model=LeasedItems, responses=errors())
+def lease_many(body: LeaseRequest, db: SessionDep, rater: CurrentRater) -> LeasedItems:
+    """Lease up to `count` items to answer offline and upload with POST /ratings/bulk."""
+    return LeasedItems(items=leased_items_view(db, lease_items(db, rater.id, body.count)))
 
 
 @router.post("/ratings", status_code=status.HTTP_201_CREATED, response_model=RatingOut,

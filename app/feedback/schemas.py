@@ -14,6 +14,7 @@ from app.settings import get_settings
 MAX_ITEMS_PER_REQUEST = 500
 MAX_RATINGS_PER_REQUEST = 500
 MAX_RESPONSES_PER_ITEM = 16
+MAX_LEASES_PER_REQUEST = 100
 
 Score = Annotated[int, Field(ge=MIN_SCORE, le=MAX_SCORE, strict=True)]
 
@@ -70,6 +71,17 @@ class LeasedItemOut(BaseModel):
     prompt: str
     responses: list[ShownResponse] = Field(description="In the order to show them (shuffled per lease).")
     lease_expires_at: datetime
+
+
+class LeaseRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    count: Int = Field(description=f"How many items to hold at once (1..{MAX_LEASES_PER_REQUEST}).",
+                       ge=1, le=MAX_LEASES_PER_REQUEST)
+
+
+class LeasedItems(BaseModel):
+    items: list[LeasedItemOut] = Field(description="Fewer than asked when fewer are open; maybe none.")
 
 
 class RatingIn(BaseModel):

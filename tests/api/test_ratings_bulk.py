@@ -1,30 +1,36 @@
 """POST /api/v1/ratings/bulk: offline work against leased items, all or none."""
 
-from datetime import timedelta
-
 from sqlalchemy import func, select
 
-from app.models import Item, Lease, Rating, User, utcnow
+from app.models import Rating
 from tests.api.conftest import expire_leases
 from tests.factories import make_items
 
 
 
-def hand_out(db, rater_name: str, item_ids: list[int]) -> list[dict]:
-    """Leases on these items for the rater, as a vendor holds them, and what each shows."""
-    user = db.scalar(select(User).where(User.name == rater_name))
-    shown = []
-    for item_id in item_ids:
-        item = db.get(Item, item_id)
-        db.add(Lease(item_id=item_id, user_id=user.id, expires_at=utcnow() + timedelta(minutes=10),
-                     display_order=[r.position for r in item.responses]))
-        shown.append({"item_id": item_id, "responses": [{"id": r.sample_id} for r in item.responses]})
-    db.commit()
-    return shown
+def take(client, headers, count) -> list[dict]:
+    response = client.post("/api/v1/items/leases", json={"count": count}, headers=headers)
+    assert response.status_code == 200, response.text
+    return response.json()["items"]
+
+
+def test_a_vendor_leases_a_batch_that_others_do_not_get(client, rater, make_rater, db):
+    make_items(db, 4)
+    shown = take(client, rater, 3)
+    assert len({s["item_id"] for s in shown}) == 3
+    assert set(shown[0]) == {"item_id", "kind", "prompt", "responses", "lease_expires_at"}
+    # Asking again returns the leases held, not more items.
+    assert [s["item_id"] for s in take(client, rater, 3)] == [s["item_id"] for s in shown]
+    assert len(take(client, rater, 10)) == 4
+    assert take(client, make_rater("other"), 5) == []
+    for count in (0, 101, "3"):
+        response = client.post("/api/v1/items/leases", json={"count": count}, headers=rater)
+        assert response.status_code == 422 and response.json()["field"] == "count"
 
 
 def test_bulk_stores_every_row_or_none(client, rater, db):
-    shown = hand_out(db, "rater", make_items(db, 3))
+    make_items(db, 3)
+    shown = take(client, rater, 3)
     expire_leases(db)  # offline work comes back late: still accepted while items need answers
     rows = [{"item_id": s["item_id"], "verdict": "preferred",
              "preferred_response_id": s["responses"][1]["id"]} for s in shown]
