@@ -9,6 +9,7 @@ import pytest
 from app.users.service import create_token
 from tests.factories import make_items, make_user
 from tests.reliability.harness import WebServer
+from tests.services import PostgresServer, _pg_bin
 
 
 def seed_raters(db, raters: int, items: int, overlap: int = 2) -> dict[str, str]:
@@ -37,3 +38,40 @@ def web_servers(tmp_path) -> Iterator:
     yield start
     for server in started:
         server.kill()
+
+
+class DurablePostgres(PostgresServer):
+    """A private cluster whose acknowledged commits survive a crash (synchronous_commit on):
+    the shared test cluster trades that away for speed, which a test of "no acknowledged
+    rating is lost" across an immediate (crash) restart cannot."""
+
+    def start_server(self) -> None:
+        options = (f"-p {self.port} -k {self.data_dir} -c listen_addresses=127.0.0.1 "
+                   "-c fsync=off -c synchronous_commit=on -c max_connections=300")
+        self._run(_pg_bin("pg_ctl"), "-D", str(self.data_dir / "data"), "-o", options,
+                  "-l", str(self.data_dir / "log"), "-w", "start")
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL of this test's own, migrated: bounce it without disturbing other tests."""
+    from app.migrate import upgrade
+
+    server = DurablePostgres.start()
+    try:
+        upgrade(server.url)
+        yield server
+    finally:
+        server.destroy()
+
+
+@pytest.fixture
+def private_session(private_postgres):
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session
+
+    engine = create_engine(private_postgres.url)
+    session = Session(engine, expire_on_commit=False)
+    yield session
+    session.close()
+    engine.dispose()
