@@ -37,6 +37,7 @@ ACCESS = {
     ("GET", "/api/v1/items/next"): SIGNED_IN,
     ("POST", "/api/v1/ratings"): SIGNED_IN,
     ("POST", "/api/v1/ratings/bulk"): SIGNED_IN,
+    ("POST", "/api/v1/items/leases"): SIGNED_IN,
     # Admins only.
     ("POST", "/api/v1/prompts"): ADMIN,
     ("POST", "/api/v1/items"): ADMIN,
