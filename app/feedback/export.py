@@ -24,7 +24,10 @@ from app.models import Item, Prompt, Rating, Sample, User, Verdict
 BATCH = 500
 
 
-def _ratings(db: Session, where: RatingFilter, verdicts: list[Verdict] | None):
+def _batches(db: Session, where: RatingFilter, verdicts: list[Verdict] | None):
+    """(rows, sample texts) BATCH ratings at a time, each batch in a short transaction
+    of its own: memory stays flat, and a slow download holds no snapshot or lock
+    (on SQLite every transaction takes the write lock, see app.db)."""
     query = (
         select(Rating.id, Rating.user_id, User.name.label("rater"), Rating.item_id, Rating.verdict,
                Rating.preferred_sample_id, Rating.scores, Rating.provenance, Rating.created_at,
@@ -33,16 +36,23 @@ def _ratings(db: Session, where: RatingFilter, verdicts: list[Verdict] | None):
         .join(Item, Item.id == Rating.item_id)
         .join(Prompt, Prompt.id == Item.prompt_id)
         .order_by(Rating.id)
+        .limit(BATCH)
     )
     if verdicts is not None:
         query = query.where(Rating.verdict.in_(verdicts))
-    # yield_per streams from a server-side cursor: BATCH rows in memory at a time.
-    return db.execute(where.apply(query).execution_options(yield_per=BATCH)).partitions()
-
-
-def _texts(db: Session, rows) -> dict[int, str]:
-    ids = {p["sample_id"] for row in rows for p in row.provenance}
-    return dict(db.execute(select(Sample.id, Sample.text).where(Sample.id.in_(ids))).tuples().all()) if ids else {}
+    query = where.apply(query)
+    after = 0
+    while True:
+        rows = db.execute(query.where(Rating.id > after)).all()
+        ids = {p["sample_id"] for row in rows for p in row.provenance}
+        texts = dict(db.execute(select(Sample.id, Sample.text).where(Sample.id.in_(ids))).tuples().all()
+                     ) if ids else {}
+        db.rollback()  # read only: end the transaction before the client reads
+        if rows:
+            yield rows, texts
+        if len(rows) < BATCH:
+            return
+        after = rows[-1].id
 
 
 def _provenance(row) -> dict:
@@ -60,8 +70,7 @@ def _pair(row, chosen: dict, rejected: dict, texts: dict[int, str], tie: bool) -
 
 def preference_rows(db: Session, where: RatingFilter, include_ties: bool = False) -> Iterator[list[dict]]:
     verdicts = [Verdict.preferred, Verdict.tie] if include_ties else [Verdict.preferred]
-    for batch in _ratings(db, where, verdicts):
-        texts = _texts(db, batch)
+    for batch, texts in _batches(db, where, verdicts):
         out = []
         for row in batch:
             shown = row.provenance
@@ -77,11 +86,11 @@ def preference_rows(db: Session, where: RatingFilter, include_ties: bool = False
 
 
 def score_rows(db: Session, where: RatingFilter) -> Iterator[list[dict]]:
-    for batch in _ratings(db, where, None):
-        batch = [row for row in batch if row.scores]
-        texts = _texts(db, batch)
+    for batch, texts in _batches(db, where, None):
         out = []
         for row in batch:
+            if not row.scores:
+                continue
             for shown in row.provenance:
                 score = row.scores.get(str(shown["sample_id"]))
                 if score is None:
