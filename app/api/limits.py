@@ -1,13 +1,14 @@
 """Per-token request limits for /api/v1 (429 with Retry-After)."""
 
-import hashlib
 import math
 from functools import lru_cache
 
 from fastapi import HTTPException, Request, status
 
+from app.auth.session_cookie import COOKIE_NAME
 from app.ratelimit import RateLimiter
 from app.settings import get_settings
+from app.users.service import hash_token
 
 
 @lru_cache
@@ -20,10 +21,13 @@ def api_limiter() -> RateLimiter:
 
 
 def caller_key(request: Request) -> str:
-    """The token's hash for API clients (never the token itself); the address otherwise."""
+    """Whom to count: the token's hash (never the token), else the browser session's,
+    else the address (many raters may share one behind a NAT)."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and token.strip():
-        return "token:" + hashlib.sha256(token.strip().encode()).hexdigest()
+        return "token:" + hash_token(token.strip())
+    if cookie := request.cookies.get(COOKIE_NAME):
+        return "session:" + hash_token(cookie)
     return "addr:" + (request.client.host if request.client else "unknown")
 
 

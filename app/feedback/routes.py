@@ -83,8 +83,7 @@ def create_rating(body: RatingIn, response: Response, db: SessionDep, rater: Cur
                                          "description": "Every row replayed an earlier answer."}})
 def create_ratings(body: BulkRatingsIn, response: Response, db: SessionDep,
                    rater: CurrentRater) -> BulkRatingsOut:
-    """Answer many items you were given (leases you hold, even expired while the item
-    still needs answers): all or none, 422 with an error per failed row."""
+    """Answer items you hold leases on (expired ones too, while the item needs answers); all or none."""
     stored = submit_ratings(db, rater.id, [(_answer(r), r.idempotency_key) for r in body.ratings])
     created = sum(s.created for s in stored)
     if not created:
