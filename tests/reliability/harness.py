@@ -45,7 +45,8 @@ class WebServer:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1",
              "--port", str(self.port), "--workers", str(self.workers)],
-            env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            # Unbuffered: the log file holds every line even after a SIGKILL.
+            env=self.env | {"PYTHONUNBUFFERED": "1"}, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
