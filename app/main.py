@@ -75,18 +75,24 @@ async def _database_unavailable(request: Request, error: DBAPIError) -> JSONResp
     raise error
 
 
-def _api_errors_in_openapi(app: FastAPI) -> None:
-    """Document the 422 body that _request_invalid really sends, on every route."""
+def _describe_api(app: FastAPI) -> None:
+    """OpenAPI as clients meet it: bearer tokens on every route (deps reads the header
+    itself, so FastAPI cannot see that), and the 422 body _request_invalid really sends."""
     generate = app.openapi
 
     def openapi() -> dict:
         if app.openapi_schema is None:
             schema = generate()
-            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components = schema.setdefault("components", {})
+            schemas = components.setdefault("schemas", {})
             body = ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}")
-            components.update(body.pop("$defs", {}))
-            components["HTTPValidationError"] = body
-            components.pop("ValidationError", None)
+            schemas.update(body.pop("$defs", {}))
+            schemas["HTTPValidationError"] = body
+            schemas.pop("ValidationError", None)
+            components["securitySchemes"] = {"bearerToken": {
+                "type": "http", "scheme": "bearer",
+                "description": "A token from `tuneloop token create USER`."}}
+            schema["security"] = [{"bearerToken": []}]
         return app.openapi_schema
 
     app.openapi = openapi
@@ -109,7 +115,7 @@ def create_app() -> FastAPI:
     app.add_middleware(SecurityHeaders)
     app.include_router(api_router, prefix="/api/v1")
     app.include_router(pages_router)
-    _api_errors_in_openapi(app)
+    _describe_api(app)
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
 
     @app.get("/healthz", include_in_schema=False)
