@@ -8,22 +8,15 @@ from sqlalchemy.orm import Session
 
 from app.auth.csrf import CSRF_HEADER, tokens_match
 from app.auth.session_cookie import COOKIE_NAME, BrowserSession, decode_session
-from app.db import get_sessionmaker
+from app.db import session_scope
 from app.models import Role, User
 from app.users.service import user_for_token
 
 
 def get_db() -> Iterator[Session]:
-    """The one place that commits: after the route returns, before the response is sent."""
-    session = get_sessionmaker()()
-    try:
+    """The one place routes commit: after the route returns, before the response is sent."""
+    with session_scope() as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 # scope="function": the commit above runs before the response leaves, so a 2xx
