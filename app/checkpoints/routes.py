@@ -2,6 +2,7 @@
 
 from fastapi import APIRouter
 
+from app.api.types import IdText
 from app.checkpoints.service import get_checkpoint, list_checkpoints, make_current
 from app.checkpoints.win_rate import comparisons, fit_strengths, head_to_head
 from app.deps import CurrentAdmin, SessionDep
@@ -37,7 +38,7 @@ def get_checkpoints(db: SessionDep, _: CurrentAdmin) -> list[CheckpointOut]:
 @router.post("/{checkpoint_id}/promote", response_model=CheckpointOut,
              responses=ADMIN_ERRORS | {404: {"description": "no such checkpoint"},
                                        409: {"description": "not ready"}})
-def promote_checkpoint(checkpoint_id: int, db: SessionDep, _: CurrentAdmin) -> CheckpointOut:
+def promote_checkpoint(checkpoint_id: IdText, db: SessionDep, _: CurrentAdmin) -> CheckpointOut:
     """Make a ready checkpoint current (promote, or roll back to an older one)."""
     checkpoint = get_checkpoint(db, checkpoint_id)
     make_current(db, checkpoint)

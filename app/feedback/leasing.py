@@ -55,8 +55,9 @@ def _candidates(user_id: int, now: datetime):
         select(Item)
         .where(Item.done.is_(False), ~mine_answered, ~mine_skipped,
                Item.answers + others_live < Item.overlap)
-        # Finish what others started before opening fresh items.
-        .order_by(Item.answers.desc(), Item.id)
+        # Oldest first: raters converge on the same items, so items with an
+        # overlap above one are finished before fresh ones are opened.
+        .order_by(Item.id)
     )
 
 

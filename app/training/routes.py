@@ -1,7 +1,10 @@
 """/api/v1/rounds: launch, list, watch and cancel training rounds (admins)."""
 
-from fastapi import APIRouter, status
+from typing import Annotated
 
+from fastapi import APIRouter, Query, status
+
+from app.api.types import MAX_ID, IdText
 from app.deps import CurrentAdmin, SessionDep
 from app.models import TrainingRound
 from app.training import service
@@ -34,13 +37,14 @@ def list_rounds(db: SessionDep, _: CurrentAdmin) -> list[RoundOut]:
 
 
 @router.get("/{round_id}", response_model=RoundDetail, responses=ADMIN_ERRORS | NOT_FOUND)
-def get_round(round_id: int, db: SessionDep, _: CurrentAdmin) -> RoundDetail:
+def get_round(round_id: IdText, db: SessionDep, _: CurrentAdmin) -> RoundDetail:
     """One round: status, produced checkpoint, error and log."""
     return _views(db, [service.get_round(db, round_id)], detail=True)[0]
 
 
 @router.get("/{round_id}/metrics", response_model=list[MetricPoint], responses=ADMIN_ERRORS | NOT_FOUND)
-def get_round_metrics(round_id: int, db: SessionDep, _: CurrentAdmin, after_id: int = 0) -> list[MetricPoint]:
+def get_round_metrics(round_id: IdText, db: SessionDep, _: CurrentAdmin,
+                      after_id: Annotated[int, Query(ge=0, le=MAX_ID)] = 0) -> list[MetricPoint]:
     """Per-step metrics (reward, KL, loss, RM accuracy...) for charts; poll with after_id."""
     service.get_round(db, round_id)
     return [MetricPoint(id=m.id, phase=m.phase, step=m.step, name=m.name, value=m.value)
@@ -49,6 +53,6 @@ def get_round_metrics(round_id: int, db: SessionDep, _: CurrentAdmin, after_id: 
 
 @router.post("/{round_id}/cancel", response_model=RoundOut,
              responses=ADMIN_ERRORS | NOT_FOUND | {409: {"description": "already finished"}})
-def cancel_round(round_id: int, db: SessionDep, _: CurrentAdmin) -> RoundOut:
+def cancel_round(round_id: IdText, db: SessionDep, _: CurrentAdmin) -> RoundOut:
     """Cancel a queued or running round; the current checkpoint stays as it is."""
     return _views(db, [service.cancel_round(db, round_id)])[0]
