@@ -1,0 +1,385 @@
+"""Load: N simulated raters hammering lease → submit over HTTP, then an integrity check.
+
+Starts its own private PostgreSQL (or takes --database-url), migrates it, starts
+`tuneloop serve --workers W` on 127.0.0.1, and for each rater count: empties the
+tables, creates the raters (API tokens) and enough comparison items (each needing
+--overlap answers), and lets every rater loop
+
+    GET  /api/v1/items/next                      (lease)
+    POST /api/v1/ratings  + Idempotency-Key      (submit: verdict "tie")
+
+as fast as the server answers, for --duration seconds after a --warmup. Printed:
+ratings accepted per second, p50/p95/p99 latency of lease and of submit, errors
+by kind, the CPU seconds spent by the server, PostgreSQL and this load generator,
+and the integrity check read back from the database: every acknowledged rating
+stored, no rater answering an item twice, no item over its overlap.
+
+    .venv/bin/python bench/load.py                           # 1, 8, 32, 128 raters
+    .venv/bin/python bench/load.py --raters 32 --duration 30 --workers 2
+    .venv/bin/python bench/load.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/bench
+
+Loopback only: the server listens on 127.0.0.1 and the raters connect nowhere
+else; --database-url must name a local server too (its tables are emptied).
+The per-token API rate limit is lifted for the run (one simulated rater asks far
+faster than a person; the limit has its own test). The default client is a
+minimal HTTP/1.1 keep-alive client on asyncio streams, so the load generator
+stays a small share of the CPU; --client httpx uses httpx.AsyncClient instead.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1", ""}
+
+
+# --- a small HTTP/1.1 client: one keep-alive connection per rater --------------------------
+
+
+class RawConnection:
+    def __init__(self, port: int, token: str):
+        self.port = port
+        self.auth = f"Authorization: Bearer {token}\r\nHost: 127.0.0.1\r\n".encode()
+        self.reader = self.writer = None
+
+    async def request(self, method: str, path: str, body: bytes = b"",
+                      headers: str = "") -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        head = f"{method} {path} HTTP/1.1\r\n{headers}".encode() + self.auth
+        if body:
+            head += b"Content-Type: application/json\r\nContent-Length: %d\r\n" % len(body)
+        self.writer.write(head + b"\r\n" + body)
+        try:
+            status_line = await self.reader.readline()
+            if not status_line:
+                raise ConnectionResetError("closed by the server")
+            status = int(status_line.split(b" ", 2)[1])
+            length, close = 0, False
+            while (line := await self.reader.readline()) not in (b"\r\n", b""):
+                name, _, value = line.partition(b":")
+                name = name.strip().lower()
+                if name == b"content-length":
+                    length = int(value)
+                elif name == b"connection" and value.strip().lower() == b"close":
+                    close = True
+                elif name == b"transfer-encoding":
+                    raise RuntimeError("chunked responses are not expected here")
+            payload = await self.reader.readexactly(length) if length else b""
+        except BaseException:
+            self.close()
+            raise
+        if close:
+            self.close()
+        return status, payload
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
+class HttpxConnection:
+    def __init__(self, port: int, token: str):
+        import httpx
+
+        self.client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30,
+                                        headers={"Authorization": f"Bearer {token}"})
+
+    async def request(self, method: str, path: str, body: bytes = b"",
+                      headers: str = "") -> tuple[int, bytes]:
+        extra = dict(line.split(": ", 1) for line in headers.strip().split("\r\n") if line)
+        if body:
+            extra["Content-Type"] = "application/json"
+        response = await self.client.request(method, path, content=body or None, headers=extra)
+        return response.status_code, response.content
+
+    def close(self) -> None:
+        pass
+
+
+# --- the raters ---------------------------------------------------------------------------
+
+
+@dataclass
+class Results:
+    lease_ms: list[float] = field(default_factory=list)
+    submit_ms: list[float] = field(default_factory=list)
+    accepted: int = 0  # 201s inside the measured window
+    errors: Counter = field(default_factory=Counter)
+    acks: list = field(default_factory=list)  # every 2xx answer, warm-up included
+
+
+async def rater(name: str, token: str, port: int, client: str, measure_from: float, until: float,
+                results: Results) -> None:
+    from tests.reliability.harness import Ack
+
+    connection = (RawConnection if client == "raw" else HttpxConnection)(port, token)
+    try:
+        while time.monotonic() < until:
+            started = time.monotonic()
+            try:
+                status, body = await connection.request("GET", "/api/v1/items/next")
+            except (OSError, asyncio.IncompleteReadError) as error:
+                results.errors[f"lease {error.__class__.__name__}"] += 1
+                await asyncio.sleep(0.05)
+                continue
+            leased = time.monotonic()
+            if status != 200:
+                results.errors[f"lease {status}"] += 1
+                await asyncio.sleep(0.05)
+                continue
+            item_id = json.loads(body)["item_id"]
+            key = f"{name}-item-{item_id}"
+            payload = b'{"item_id": %d, "verdict": "tie"}' % item_id
+            while True:  # a submit whose answer was lost is retried under the same key
+                try:
+                    status, body = await connection.request(
+                        "POST", "/api/v1/ratings", payload, headers=f"Idempotency-Key: {key}\r\n")
+                    break
+                except (OSError, asyncio.IncompleteReadError) as error:
+                    results.errors[f"submit {error.__class__.__name__}"] += 1
+                    await asyncio.sleep(0.05)
+            done = time.monotonic()
+            if status in (200, 201):
+                results.acks.append(Ack(name, item_id, key, json.loads(body)["id"], status))
+            else:
+                results.errors[f"submit {status}"] += 1
+            if started >= measure_from:
+                results.lease_ms.append((leased - started) * 1000)
+                results.submit_ms.append((done - leased) * 1000)
+                results.accepted += status == 201
+    finally:
+        connection.close()
+
+
+# --- CPU accounting from /proc ----------------------------------------------------------
+
+
+def _proc_table() -> dict[int, tuple[int, float]]:
+    """pid -> (parent pid, CPU seconds used)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    table = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            raw = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = raw.rsplit(")", 1)[1].split()
+        # utime + stime, and cutime + cstime: children that exited (a PostgreSQL
+        # backend whose connection closed) were reaped into their parent's count.
+        table[int(entry)] = (int(fields[1]), sum(int(f) for f in fields[11:15]) / ticks)
+    return table
+
+
+def cpu_seconds(root_pids: list[int]) -> float:
+    """CPU time of these processes and all their descendants (those still alive)."""
+    table = _proc_table()
+    children: dict[int, list[int]] = {}
+    for pid, (parent, _) in table.items():
+        children.setdefault(parent, []).append(pid)
+    total, stack = 0.0, [p for p in root_pids if p in table]
+    while stack:
+        pid = stack.pop()
+        total += table[pid][1]
+        stack.extend(children.get(pid, []))
+    return total
+
+
+def own_cpu() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+# --- setup --------------------------------------------------------------------------------
+
+
+def seed(database_url: str, raters: int, items: int, overlap: int) -> dict[str, str]:
+    """Empty the tables; `raters` users with API tokens; `items` pairs needing `overlap` answers."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session
+
+    from app.models import Item, ItemKind, ItemPurpose, ItemResponse, Prompt, Sample
+    from app.users.service import create_token, create_user
+    from tests.conftest import truncate_all
+
+    engine = create_engine(database_url)
+    with Session(engine) as db:
+        truncate_all(db)
+        tokens = {f"load-{n}": create_token(db, create_user(db, f"load-{n}")) for n in range(raters)}
+        prompts = [Prompt(text=f"Load prompt {i}: say something useful.", source="load", tags=[])
+                   for i in range(items)]
+        db.add_all(prompts)
+        db.flush()
+        samples = [Sample(prompt_id=p.id, text=f"Answer {side} to prompt {p.id}.", generation={})
+                   for p in prompts for side in "AB"]
+        db.add_all(samples)
+        db.flush()
+        db.add_all(Item(kind=ItemKind.compare, purpose=ItemPurpose.train, prompt_id=p.id, overlap=overlap,
+                        responses=[ItemResponse(position=0, sample_id=samples[2 * i].id),
+                                   ItemResponse(position=1, sample_id=samples[2 * i + 1].id)])
+                   for i, p in enumerate(prompts))
+        db.commit()
+    engine.dispose()
+    return tokens
+
+
+def postmaster_pid(database_url: str) -> int | None:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            data_dir = connection.execute(text("SHOW data_directory")).scalar()
+        return int(Path(data_dir, "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None  # another user's server: its CPU is not counted
+    finally:
+        engine.dispose()
+
+
+def percentile(samples: list[float], q: float) -> float:
+    if not samples:
+        return float("nan")
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def run_level(args, raters: int, database_url: str, server, pg_pid: int | None) -> dict:
+    from tests.reliability.harness import integrity_problems
+
+    # Enough items that nobody runs dry at a generous 1500 ratings/s.
+    items = args.items or max(200, int(1500 * (args.warmup + args.duration) / args.overlap) + raters)
+    tokens = seed(database_url, raters, items, args.overlap)
+    results = Results()
+    load_before = os.getloadavg()[0]
+    cpu_before = (cpu_seconds([server.process.pid]), cpu_seconds([pg_pid]) if pg_pid else 0.0, own_cpu())
+
+    async def main() -> None:
+        now = time.monotonic()
+        measure_from, until = now + args.warmup, now + args.warmup + args.duration
+        await asyncio.gather(*(rater(name, token, server.port, args.client, measure_from, until, results)
+                               for name, token in tokens.items()))
+
+    asyncio.run(main())
+    cpu_after = (cpu_seconds([server.process.pid]), cpu_seconds([pg_pid]) if pg_pid else 0.0, own_cpu())
+    spent = [after - before for before, after in zip(cpu_before, cpu_after)]
+    wall = args.warmup + args.duration
+    problems = integrity_problems(database_url, results.acks)
+    return {
+        "raters": raters, "items": items,
+        "ratings_per_s": results.accepted / args.duration,
+        "lease": [percentile(results.lease_ms, q) for q in (0.5, 0.95, 0.99)],
+        "submit": [percentile(results.submit_ms, q) for q in (0.5, 0.95, 0.99)],
+        "errors": dict(results.errors), "acks": len(results.acks),
+        "integrity": problems,
+        "cpu": {"server": spent[0] / wall, "postgres": spent[1] / wall, "load generator": spent[2] / wall},
+        "load_average": (load_before, os.getloadavg()[0]),
+        "lease_mean": statistics.fmean(results.lease_ms) if results.lease_ms else float("nan"),
+    }
+
+
+def print_level(row: dict) -> None:
+    lease, submit = row["lease"], row["submit"]
+    errors = ", ".join(f"{k}: {v}" for k, v in sorted(row["errors"].items())) or "none"
+    integrity = "OK" if not row["integrity"] else f"{len(row['integrity'])} PROBLEMS: {row['integrity'][:5]}"
+    cpu = ", ".join(f"{k} {v:.2f}" for k, v in row["cpu"].items())
+    print(f"raters {row['raters']:>4}: {row['ratings_per_s']:7.1f} ratings/s   "
+          f"lease p50/p95/p99 {lease[0]:.1f}/{lease[1]:.1f}/{lease[2]:.1f} ms   "
+          f"submit p50/p95/p99 {submit[0]:.1f}/{submit[1]:.1f}/{submit[2]:.1f} ms", flush=True)
+    print(f"             errors: {errors}; integrity ({row['acks']} acknowledged): {integrity}", flush=True)
+    print(f"             CPU cores busy: {cpu}; load average {row['load_average'][0]:.2f} -> "
+          f"{row['load_average'][1]:.2f}", flush=True)
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = ["| raters | ratings/s | lease p50 / p95 / p99 (ms) | submit p50 / p95 / p99 (ms) | errors "
+             "| integrity | CPU cores: server / PostgreSQL / load gen | load avg before |",
+             "|---:|---:|---|---|---|---|---|---:|"]
+    for row in rows:
+        lease, submit, cpu = row["lease"], row["submit"], row["cpu"]
+        errors = ", ".join(f"{k}: {v}" for k, v in sorted(row["errors"].items())) or "0"
+        lines.append(
+            f"| {row['raters']} | {row['ratings_per_s']:.0f} | {lease[0]:.1f} / {lease[1]:.1f} / {lease[2]:.1f} "
+            f"| {submit[0]:.1f} / {submit[1]:.1f} / {submit[2]:.1f} | {errors} "
+            f"| {'OK' if not row['integrity'] else 'FAILED'} ({row['acks']} acked) "
+            f"| {cpu['server']:.2f} / {cpu['postgres']:.2f} / {cpu['load generator']:.2f} "
+            f"| {row['load_average'][0]:.1f} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--raters", type=int, nargs="+", default=[1, 8, 32, 128])
+    parser.add_argument("--duration", type=float, default=20.0, help="measured seconds per rater count")
+    parser.add_argument("--warmup", type=float, default=3.0, help="unmeasured seconds first")
+    parser.add_argument("--workers", type=int, default=2, help="web server processes (tuneloop serve --workers)")
+    parser.add_argument("--overlap", type=int, default=3, help="answers each item needs")
+    parser.add_argument("--items", type=int, default=0, help="items per run (default: enough)")
+    parser.add_argument("--client", choices=["raw", "httpx"], default="raw")
+    parser.add_argument("--database-url", help="a local PostgreSQL to use (its tables are emptied)")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+    if max(args.raters) > 512 or args.duration > 600 or min(args.raters) < 1:
+        parser.error("1..512 raters and at most 600 s per run")
+
+    from app.migrate import upgrade
+    from tests.reliability.harness import WebServer
+    from tests.services import PostgresServer
+
+    postgres = None
+    if args.database_url:
+        host = urlsplit(args.database_url).hostname or ""
+        if host not in LOOPBACK and not host.startswith("/"):
+            parser.error(f"--database-url must be a local server, not {host}")
+        database_url = args.database_url
+    else:
+        postgres = PostgresServer.start()
+        database_url = postgres.url
+    server = None
+    try:
+        upgrade(database_url)
+        log = Path(tempfile.mkdtemp(prefix="tuneloop-load-")) / "server.log"
+        env = dict(os.environ) | {"TUNELOOP_DATABASE_URL": database_url,
+                                  "TUNELOOP_API_RATE_PER_MINUTE": "100000000",
+                                  "TUNELOOP_ENV": "development"}
+        server = WebServer(env=env, log_path=log, workers=args.workers).start()
+        pg_pid = postmaster_pid(database_url)
+        print(f"tuneloop serve --workers {args.workers} on {server.url}; PostgreSQL {database_url}; "
+              f"client {args.client}; {os.cpu_count()} CPUs, load average "
+              f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+        rows = []
+        for raters in args.raters:
+            row = run_level(args, raters, database_url, server, pg_pid)
+            print_level(row)
+            rows.append(row)
+        print()
+        print(markdown(rows))
+        if args.json:
+            args.json.write_text(json.dumps(rows, indent=2))
+        if "Traceback" in server.log():
+            print(f"\nthe server logged errors; see {log}")
+        return 0 if all(not r["integrity"] for r in rows) else 1
+    finally:
+        if server:
+            server.stop()
+        if postgres:
+            postgres.destroy()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
