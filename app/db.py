@@ -40,6 +40,12 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 
+def pool_capacity(engine: Engine) -> int:
+    """How many connections the engine's pool hands out at once."""
+    pool = engine.pool
+    return pool.size() + max(getattr(pool, "_max_overflow", 0), 0)
+
+
 @lru_cache
 def get_engine() -> Engine:
     return make_engine(get_settings().database_url)

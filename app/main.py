@@ -8,12 +8,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import errors
 from app.api.responses import ErrorBody, validation_error_body
 from app.api.router import router as api_router
-from app.middleware import BodySizeLimit, SecurityHeaders
+from app.middleware import BodySizeLimit, DatabaseConcurrency, SecurityHeaders
 from app.pages.router import router as pages_router
 from app.settings import get_settings
 
@@ -75,6 +76,12 @@ async def _database_unavailable(request: Request, error: DBAPIError) -> JSONResp
     raise error
 
 
+async def _pool_exhausted(request: Request, error: PoolTimeout) -> JSONResponse:
+    # Every pooled connection stayed busy for the whole pool timeout: overloaded, not broken.
+    return JSONResponse({"detail": "database busy, retry shortly"}, status_code=503,
+                        headers={"Retry-After": "1"})
+
+
 def _describe_api(app: FastAPI) -> None:
     """OpenAPI as clients meet it: bearer tokens on every route (deps reads the header
     itself, so FastAPI cannot see that), and the 422 body _request_invalid really sends."""
@@ -109,8 +116,10 @@ def create_app() -> FastAPI:
     )
     app.add_exception_handler(errors.TuneloopError, _domain_error)
     app.add_exception_handler(DBAPIError, _database_unavailable)
+    app.add_exception_handler(PoolTimeout, _pool_exhausted)
     app.add_exception_handler(RequestValidationError, _request_invalid)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_middleware(DatabaseConcurrency)
     app.add_middleware(BodySizeLimit)
     app.add_middleware(SecurityHeaders)
     app.include_router(api_router, prefix="/api/v1")

@@ -1,5 +1,7 @@
-"""Pure ASGI middleware: security headers on every response, and a body size cap."""
+"""Pure ASGI middleware: security headers on every response, a body size cap, and no
+more requests at work per process than the database pool has connections."""
 
+import asyncio
 import json
 
 from starlette.exceptions import HTTPException
@@ -79,3 +81,30 @@ async def _too_large(send, limit: int) -> None:
                 "headers": [(b"content-type", b"application/json"),
                             (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
+
+
+class DatabaseConcurrency:
+    """Requests beyond the pool's capacity wait here, holding neither a thread nor a connection.
+
+    FastAPI runs a request's sync dependencies and its endpoint as separate thread
+    jobs, and the session's connection stays checked out in between. With more
+    requests in flight than connections, every thread can end up waiting for a
+    connection while the requests holding them wait for a thread: a deadlock that
+    only the pool timeout breaks, 30 s later, with an error.
+    """
+
+    EXEMPT = ("/healthz", "/static/")
+
+    def __init__(self, app):
+        self.app = app
+        self._slots: asyncio.Semaphore | None = None
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["path"].startswith(self.EXEMPT):
+            return await self.app(scope, receive, send)
+        if self._slots is None:  # made on first use, inside the server's event loop
+            from app.db import get_engine, pool_capacity
+
+            self._slots = asyncio.Semaphore(pool_capacity(get_engine()))
+        async with self._slots:
+            await self.app(scope, receive, send)
