@@ -288,6 +288,9 @@ def run_level(args, raters: int, database_url: str, server, pg_pid: int | None) 
         "errors": dict(results.errors), "acks": len(results.acks),
         "integrity": problems,
         "cpu": {"server": spent[0] / wall, "postgres": spent[1] / wall, "load generator": spent[2] / wall},
+        # CPU per acknowledged rating (lease + submit): comparable however busy the machine is.
+        "cpu_ms_per_rating": {"server": 1000 * spent[0] / max(len(results.acks), 1),
+                              "postgres": 1000 * spent[1] / max(len(results.acks), 1)},
         "load_average": (load_before, os.getloadavg()[0]),
         "lease_mean": statistics.fmean(results.lease_ms) if results.lease_ms else float("nan"),
     }
@@ -302,14 +305,17 @@ def print_level(row: dict) -> None:
           f"lease p50/p95/p99 {lease[0]:.1f}/{lease[1]:.1f}/{lease[2]:.1f} ms   "
           f"submit p50/p95/p99 {submit[0]:.1f}/{submit[1]:.1f}/{submit[2]:.1f} ms", flush=True)
     print(f"             errors: {errors}; integrity ({row['acks']} acknowledged): {integrity}", flush=True)
-    print(f"             CPU cores busy: {cpu}; load average {row['load_average'][0]:.2f} -> "
+    per = row["cpu_ms_per_rating"]
+    print(f"             CPU cores busy: {cpu}; CPU ms per rating: server {per['server']:.1f}, "
+          f"postgres {per['postgres']:.1f}; load average {row['load_average'][0]:.2f} -> "
           f"{row['load_average'][1]:.2f}", flush=True)
 
 
 def markdown(rows: list[dict]) -> str:
     lines = ["| raters | ratings/s | lease p50 / p95 / p99 (ms) | submit p50 / p95 / p99 (ms) | errors "
-             "| integrity | CPU cores: server / PostgreSQL / load gen | load avg before |",
-             "|---:|---:|---|---|---|---|---|---:|"]
+             "| integrity | CPU cores: server / PostgreSQL / load gen | server CPU ms per rating "
+             "| load avg before |",
+             "|---:|---:|---|---|---|---|---|---:|---:|"]
     for row in rows:
         lease, submit, cpu = row["lease"], row["submit"], row["cpu"]
         errors = ", ".join(f"{k}: {v}" for k, v in sorted(row["errors"].items())) or "0"
@@ -318,7 +324,7 @@ def markdown(rows: list[dict]) -> str:
             f"| {submit[0]:.1f} / {submit[1]:.1f} / {submit[2]:.1f} | {errors} "
             f"| {'OK' if not row['integrity'] else 'FAILED'} ({row['acks']} acked) "
             f"| {cpu['server']:.2f} / {cpu['postgres']:.2f} / {cpu['load generator']:.2f} "
-            f"| {row['load_average'][0]:.1f} |")
+            f"| {row['cpu_ms_per_rating']['server']:.1f} | {row['load_average'][0]:.1f} |")
     return "\n".join(lines)
 
 
