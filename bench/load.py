@@ -234,6 +234,10 @@ def seed(database_url: str, raters: int, items: int, overlap: int) -> dict[str, 
                                    ItemResponse(position=1, sample_id=samples[2 * i + 1].id)])
                    for i, p in enumerate(prompts))
         db.commit()
+    # Fresh statistics, as autovacuum would have them on a live database: planned on
+    # the stale ones of a just-emptied table, the lease query can go badly wrong.
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.exec_driver_sql("ANALYZE")
     engine.dispose()
     return tokens
 
