@@ -56,14 +56,6 @@ class RewardModelConfig:
     dtype: str = "float32"
 
 
-@dataclass(frozen=True)
-class _Comparison:
-    prompt: str
-    chosen: str
-    rejected: str
-    tie: bool
-
-
 def fit_reward_model(
     policy_dir: Path,
     pairs: list[PreferencePair],
@@ -92,8 +84,7 @@ def fit_reward_model(
     )
 
     # Data: pairs plus within-prompt pairs from scores, split once by seed.
-    comparisons = [_Comparison(p.prompt, p.chosen, p.rejected, p.tie) for p in pairs]
-    comparisons += _comparisons_from_scores(scores)
+    comparisons = list(pairs) + _pairs_from_scores(scores)
     if not comparisons:
         raise ValueError("no usable comparisons: need pairs, or two scored responses to one prompt")
     random.Random(config.seed).shuffle(comparisons)
@@ -106,7 +97,7 @@ def fit_reward_model(
     def encode(prompt: str, response: str) -> list[int]:
         return (encode_prompt(tokenizer, prompt) + encode_response(tokenizer, response))[: config.max_length]
 
-    def rewards_of(batch: list[_Comparison]) -> tuple[torch.Tensor, torch.Tensor]:
+    def rewards_of(batch: list[PreferencePair]) -> tuple[torch.Tensor, torch.Tensor]:
         """Chosen and rejected rewards (B,), (B,) from one forward pass over 2B rows."""
         sequences = [encode(c.prompt, c.chosen) for c in batch] + [encode(c.prompt, c.rejected) for c in batch]
         rewards = score_sequences(model, sequences, tokenizer.pad_token_id, device)  # (2B,)
@@ -237,22 +228,22 @@ class RewardScorer:
         return ((torch.cat(rewards).float() - self.mean) / self.std).cpu()
 
 
-def _comparisons_from_scores(scores: list[ScoredResponse]) -> list[_Comparison]:
+def _pairs_from_scores(scores: list[ScoredResponse]) -> list[PreferencePair]:
     by_prompt: dict[str, list[ScoredResponse]] = defaultdict(list)
     for scored in scores:
         by_prompt[scored.prompt].append(scored)
-    comparisons = []
+    pairs = []
     for prompt, group in by_prompt.items():
         for a, b in itertools.combinations(group, 2):
             better, worse = (a, b) if a.score >= b.score else (b, a)
-            comparisons.append(_Comparison(prompt, better.response, worse.response, a.score == b.score))
-    return comparisons
+            pairs.append(PreferencePair(prompt, better.response, worse.response, tie=a.score == b.score))
+    return pairs
 
 
 @torch.no_grad()
 def _evaluate(
-    eval_set: list[_Comparison],
-    rewards_of: Callable[[list[_Comparison]], tuple[torch.Tensor, torch.Tensor]],
+    eval_set: list[PreferencePair],
+    rewards_of: Callable[[list[PreferencePair]], tuple[torch.Tensor, torch.Tensor]],
     batch_size: int,
 ) -> dict[str, float]:
     """Held-out loss, and accuracy on the pairs that are not ties."""
