@@ -65,7 +65,8 @@ def sample(checkpoint: Checkpoint, prompts: list[str], seed: int) -> list[dict]:
     results = generate_responses(model, tokenizer, prompts, seed=seed,
                                  temperature=generation["temperature"],
                                  max_new_tokens=generation["max_new_tokens"])
-    return [{"checkpoint_id": checkpoint.id, "text": r.text or "(empty response)",
+    # A byte-level tokenizer can emit a NUL byte, which PostgreSQL text refuses.
+    return [{"checkpoint_id": checkpoint.id, "text": r.text.replace("\x00", "") or "(empty response)",
              "generation": generation | {"ended_with_eos": r.ended_with_eos}} for r in results]
 
 
