@@ -2,7 +2,6 @@
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
 
 from app.models import Checkpoint, Rating
 from tests.api.test_ratings import lease, prefer_first

@@ -5,7 +5,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from app.prompts.service import NewPrompt, add_prompts
 from app.settings import get_settings
 from app.users.service import create_token
 from tests.factories import make_user
+
 from worker.training.base_model import BaseModelConfig, build_base_model
 from worker.training.checkpoint_io import read_metadata
 from worker.training.corpus import builtin_prompts
@@ -64,16 +64,6 @@ def start_worker() -> Iterator:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
-
-
-def wait_until(predicate, timeout: float, what: str, interval: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def api(live_server: str, token: str) -> httpx.Client:

@@ -6,7 +6,8 @@ import pytest
 from sqlalchemy import func, select
 
 from app.models import Item, ItemResponse, Sample
-from tests.loop.conftest import api, wait_until
+from tests.loop.conftest import api
+from tests.services import wait_until
 from worker.rules import prefer
 
 pytestmark = pytest.mark.slow

@@ -8,7 +8,8 @@ import pytest
 from sqlalchemy import func, select
 
 from app.models import Checkpoint, RoundMetric, TrainingRound
-from tests.loop.conftest import api, wait_until
+from tests.loop.conftest import api
+from tests.services import wait_until
 from tests.loop.test_end_to_end import open_items_from, rate_through_api
 
 pytestmark = pytest.mark.slow

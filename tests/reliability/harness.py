@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy import create_engine, text
 
-from tests.services import free_port
+from tests.services import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -181,13 +181,8 @@ def stop_raters(raters: list[Rater], stop: threading.Event, timeout: float = 90)
 
 
 def wait_for(predicate, timeout: float, what: str, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    """Reliability tests poll faster than the loop tests."""
+    return wait_until(predicate, timeout, what, interval)
 
 
 def integrity_problems(database_url: str, acks: list[Ack]) -> list[str]:
