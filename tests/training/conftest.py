@@ -7,6 +7,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pytest
+import torch
 import transformers
 
 from worker.rules import prefer
@@ -14,6 +15,10 @@ from worker.training import BaseModelConfig, PreferencePair, build_base_model
 from worker.training.corpus import builtin_prompts, sample_response
 
 transformers.logging.set_verbosity_error()
+# These models are tiny: one thread loses little on an idle machine, and on a
+# shared one (CI runners, other test processes) two threads spin-waiting on
+# each other's barriers made the suite 5-15x slower (measured here).
+torch.set_num_threads(1)
 
 # Big enough to learn the corpus's shape, small enough to build in ~5 s on 2 cores.
 TINY_BASE = BaseModelConfig(
