@@ -17,7 +17,10 @@ Ties carry no label TRL can use, so both sides get only decided pairs. TRL's
 configs default to bf16 and gradient checkpointing even on a CPU; both are
 turned off. Throughput is measured over the training loop (TRL's
 `train_samples_per_second`, our `*_per_second` metric) and over the whole call
-(setup, tokenisation, reference log-probs, saving included). Quality is
+(setup, tokenisation, reference log-probs, saving included), in wall-clock
+and CPU seconds; each side runs `--repeats` times, alternating which goes
+first, and its fastest run counts, so that other jobs on a shared machine
+distort the ratio less. Quality is
 measured the same way for both: held-out pair accuracy of the reward model,
 and the hidden rule's satisfaction rate (and mean reward) of samples from the
 trained policy on prompts no step saw.
@@ -29,6 +32,7 @@ import os
 import random
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import datasets
@@ -61,6 +65,9 @@ TRAIN_PROMPTS = [p.text for p in PROMPTS[:300]]
 FRESH_PROMPTS = [p.text for p in PROMPTS[300:]]
 BATCH_SIZE = 32
 MAX_NEW_TOKENS = 48
+RM_EPOCHS, RM_LEARNING_RATE = 2, 3e-4
+DPO_EPOCHS, DPO_LEARNING_RATE, DPO_BETA = 2, 1e-4, 0.1
+RL_LEARNING_RATE, RL_KL_COEF = 1e-4, 0.05
 
 
 def main() -> None:
@@ -68,7 +75,12 @@ def main() -> None:
     parser.add_argument("--rule", default="colour")
     parser.add_argument("--work", type=Path, default=Path("var/bench"))
     parser.add_argument("--rl-steps", type=int, default=12)
+    parser.add_argument("--repeats", type=int, default=2, help="runs per side; the fastest counts")
+    # One thread by default: on a shared machine two threads of a tiny model
+    # spin-wait on each other and the figures swing 5-15x with other jobs' load.
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads, both sides")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     transformers.logging.set_verbosity_error()
     datasets.disable_progress_bars()
     runs = args.work / "runs"
@@ -79,29 +91,36 @@ def main() -> None:
     # Four samples per prompt make two pairs; only decided pairs are kept.
     train_pairs = decided_pairs(base, TRAIN_PROMPTS * 2, args.rule, seed=1)
     fresh_pairs = decided_pairs(base, FRESH_PROMPTS * 2, args.rule, seed=11)
-    print(f"base model {base}; {len(train_pairs)} training pairs, {len(fresh_pairs)} held-out pairs, rule {args.rule!r}")
+    print(f"torch threads {torch.get_num_threads()}; base model {base}; {len(train_pairs)} training pairs, {len(fresh_pairs)} held-out pairs, rule {args.rule!r}")
     print(f"base policy: {policy_quality(base, base, args.rule, None)}")
+    reward_model = runs / "ours-rm-0"  # what PPO and RLOO both optimise
 
-    results = []
-    for compare in (
-        lambda: compare_reward_models(base, tokenizer, train_pairs, fresh_pairs, runs),
-        lambda: compare_dpo(base, tokenizer, train_pairs, args.rule, runs),
-        lambda: compare_rl(base, tokenizer, runs / "ours-rm", args.rule, args.rl_steps, runs),
-    ):
-        # Other jobs on the machine skew both sides; the load average says how much.
-        load_before = os.getloadavg()[0]
-        result = compare()
-        result["load_average"] = (load_before, os.getloadavg()[0])
-        results.append(result)
+    results = [
+        compare(
+            "reward model", "pairs", len(train_pairs) * RM_EPOCHS, args.repeats,
+            lambda out: ours_reward_model(base, tokenizer, train_pairs, fresh_pairs, runs / f"ours-rm-{out}"),
+            lambda out: trl_reward_model(base, tokenizer, train_pairs, fresh_pairs, runs / f"trl-rm-{out}"),
+        ),
+        compare(
+            "DPO", "pairs", len(train_pairs) * DPO_EPOCHS, args.repeats,
+            lambda out: ours_dpo(base, train_pairs, args.rule, runs / f"ours-dpo-{out}"),
+            lambda out: trl_dpo(base, tokenizer, train_pairs, args.rule, runs / f"trl-dpo-{out}"),
+        ),
+        compare(
+            "RL (PPO/RLOO)", "rollouts", args.rl_steps * BATCH_SIZE, args.repeats,
+            lambda out: ours_ppo(base, reward_model, args.rule, args.rl_steps, runs / f"ours-ppo-{out}"),
+            lambda out: trl_rloo(base, tokenizer, reward_model, args.rule, args.rl_steps, runs / f"trl-rloo-{out}"),
+        ),
+    ]
 
     print()
-    print(f"{'task':<15}{'metric':<30}{'ours':>10}{'TRL':>10}{'ours/TRL':>10}")
+    print(f"{'task':<15}{'metric':<32}{'ours':>10}{'TRL':>10}{'ours/TRL':>10}")
     for result in results:
         for metric, (ours, theirs) in result["figures"].items():
             ratio = ours / theirs if theirs else float("nan")
-            print(f"{result['task']:<15}{metric:<30}{ours:>10.3f}{theirs:>10.3f}{ratio:>10.2f}")
-        print(f"{result['task']:<15}{'1-min load average, start/end':<30}{result['load_average'][0]:>10.2f}"
-              f"{result['load_average'][1]:>10.2f}")
+            print(f"{result['task']:<15}{metric:<32}{ours:>10.3f}{theirs:>10.3f}{ratio:>10.2f}")
+        low, high = result["load_average"]
+        print(f"{result['task']:<15}{'1-min load average, min/max':<32}{low:>10.2f}{high:>10.2f}")
     (args.work / "trainer.json").write_text(json.dumps(results, indent=2))
 
 
@@ -186,111 +205,115 @@ class Stopwatch:
         self.wall, self.cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
 
 
-def throughput(unit: str, count: int, ours: Stopwatch, theirs: Stopwatch) -> dict[str, tuple[float, float]]:
-    return {
-        f"{unit}/s, whole call": (count / ours.wall, count / theirs.wall),
-        f"{unit}/CPU-s, whole call": (count / ours.cpu, count / theirs.cpu),
-    }
+@dataclass
+class Run:
+    """One training call by one side: its cost, its own loop throughput, and the result's quality."""
+
+    time: Stopwatch
+    loop_per_second: float | None
+    quality: dict[str, float]
 
 
-def compare_reward_models(base, tokenizer, pairs, fresh_pairs, runs: Path) -> dict:
-    epochs, learning_rate = 2, 3e-4
-    with Stopwatch() as ours_time:
-        ours = fit_reward_model(
-            base, pairs, [],
-            RewardModelConfig(epochs=epochs, batch_size=BATCH_SIZE, learning_rate=learning_rate, eval_fraction=0.0),
-            runs / "ours-rm",
-        )
-    ours_accuracy = pair_accuracy(AutoModelForSequenceClassification.from_pretrained(ours.out_dir), tokenizer, fresh_pairs)
+def compare(task: str, unit: str, count: int, repeats: int, ours, theirs) -> dict:
+    """Run both sides `repeats` times, alternating which goes first so that a
+    change in machine load hits both; the fastest run of each side counts.
+    Quality comes from the last run (every run uses the same seeds)."""
+    ours_runs, trl_runs, loads = [], [], []
+    for repeat in range(repeats):
+        order = [(ours, ours_runs), (theirs, trl_runs)]
+        for side, collected in order if repeat % 2 == 0 else reversed(order):
+            loads.append(os.getloadavg()[0])
+            collected.append(side(repeat))
+    best_ours = min(ours_runs, key=lambda run: run.time.wall)
+    best_trl = min(trl_runs, key=lambda run: run.time.wall)
+    figures = {}
+    if best_ours.loop_per_second is not None:
+        figures[f"{unit}/s, training loop"] = (best_ours.loop_per_second, best_trl.loop_per_second)
+    figures[f"{unit}/s, whole call"] = (count / best_ours.time.wall, count / best_trl.time.wall)
+    figures[f"{unit}/CPU-s, whole call"] = (count / best_ours.time.cpu, count / best_trl.time.cpu)
+    for metric, value in ours_runs[-1].quality.items():
+        figures[metric] = (value, trl_runs[-1].quality[metric])
+    return {"task": task, "figures": figures, "load_average": (min(loads), max(loads))}
 
-    with Stopwatch() as trl_time:
+
+def ours_reward_model(base, tokenizer, pairs, fresh_pairs, out_dir: Path) -> Run:
+    config = RewardModelConfig(epochs=RM_EPOCHS, batch_size=BATCH_SIZE, learning_rate=RM_LEARNING_RATE, eval_fraction=0.0)
+    with Stopwatch() as clock:
+        result = fit_reward_model(base, pairs, [], config, out_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(out_dir)
+    return Run(clock, result.metrics["pairs_per_second"], {"held-out pair accuracy": pair_accuracy(model, tokenizer, fresh_pairs)})
+
+
+def trl_reward_model(base, tokenizer, pairs, fresh_pairs, out_dir: Path) -> Run:
+    with Stopwatch() as clock:
         model = AutoModelForSequenceClassification.from_pretrained(
             base, num_labels=1, pad_token_id=tokenizer.pad_token_id
         )
         trainer = RewardTrainer(
             model=model,
             args=RewardConfig(
-                **common_trl_args(runs / "trl-rm"), num_train_epochs=epochs, learning_rate=learning_rate,
+                **common_trl_args(out_dir), num_train_epochs=RM_EPOCHS, learning_rate=RM_LEARNING_RATE,
                 lr_scheduler_type="linear", warmup_steps=0, weight_decay=0.01, max_length=256,
             ),
             train_dataset=pairs_dataset(tokenizer, pairs),
             processing_class=tokenizer,
         )
-        trl_metrics = trainer.train().metrics
-        trainer.save_model(str(runs / "trl-rm"))
-    trl_accuracy = pair_accuracy(trainer.model, tokenizer, fresh_pairs)
-
-    return {
-        "task": "reward model",
-        "figures": {
-            "pairs/s, training loop": (ours.metrics["pairs_per_second"], trl_metrics["train_samples_per_second"]),
-            **throughput("pairs", len(pairs) * epochs, ours_time, trl_time),
-            "held-out pair accuracy": (ours_accuracy, trl_accuracy),
-        },
-    }
+        metrics = trainer.train().metrics
+        trainer.save_model(str(out_dir))
+    accuracy = pair_accuracy(trainer.model, tokenizer, fresh_pairs)
+    return Run(clock, metrics["train_samples_per_second"], {"held-out pair accuracy": accuracy})
 
 
-def compare_dpo(base, tokenizer, pairs, rule: str, runs: Path) -> dict:
-    epochs, learning_rate, beta = 2, 1e-4, 0.1
-    with Stopwatch() as ours_time:
-        ours = run_dpo(
-            base, pairs, DPOConfig(epochs=epochs, batch_size=BATCH_SIZE, learning_rate=learning_rate, beta=beta),
-            runs / "ours-dpo",
-        )
-    ours_quality = policy_quality(ours.out_dir, base, rule, None)
+def ours_dpo(base, pairs, rule: str, out_dir: Path) -> Run:
+    config = DPOConfig(epochs=DPO_EPOCHS, batch_size=BATCH_SIZE, learning_rate=DPO_LEARNING_RATE, beta=DPO_BETA)
+    with Stopwatch() as clock:
+        result = run_dpo(base, pairs, config, out_dir)
+    quality = {"last-batch reward accuracy": result.metrics["reward_accuracy"], **policy_quality(out_dir, base, rule, None)}
+    return Run(clock, result.metrics["pairs_per_second"], quality)
 
-    with Stopwatch() as trl_time:
+
+def trl_dpo(base, tokenizer, pairs, rule: str, out_dir: Path) -> Run:
+    with Stopwatch() as clock:
         # A path, not a model object: TRL loads its reference from the same directory.
         trainer = DPOTrainer(
             model=str(base),
             args=TRLDPOConfig(
-                **common_trl_args(runs / "trl-dpo"), num_train_epochs=epochs, learning_rate=learning_rate,
-                beta=beta, lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0, max_length=256,
+                **common_trl_args(out_dir), num_train_epochs=DPO_EPOCHS, learning_rate=DPO_LEARNING_RATE,
+                beta=DPO_BETA, lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0, max_length=256,
                 precompute_ref_log_probs=True,
             ),
             train_dataset=pairs_dataset(tokenizer, pairs),
             processing_class=tokenizer,
         )
-        trl_metrics = trainer.train().metrics
-        trainer.save_model(str(runs / "trl-dpo"))
-    trl_quality = policy_quality(runs / "trl-dpo", base, rule, None)
-    trl_accuracy = [log["rewards/accuracies"] for log in trainer.state.log_history if "rewards/accuracies" in log]
-
-    return {
-        "task": "DPO",
-        "figures": {
-            "pairs/s, training loop": (ours.metrics["pairs_per_second"], trl_metrics["train_samples_per_second"]),
-            **throughput("pairs", len(pairs) * epochs, ours_time, trl_time),
-            "last-batch reward accuracy": (ours.metrics["reward_accuracy"], trl_accuracy[-1]),
-            "rule satisfaction": (ours_quality["satisfaction"], trl_quality["satisfaction"]),
-        },
-    }
+        metrics = trainer.train().metrics
+        trainer.save_model(str(out_dir))
+    accuracy = [log["rewards/accuracies"] for log in trainer.state.log_history if "rewards/accuracies" in log][-1]
+    quality = {"last-batch reward accuracy": accuracy, **policy_quality(out_dir, base, rule, None)}
+    return Run(clock, metrics["train_samples_per_second"], quality)
 
 
-def compare_rl(base, tokenizer, reward_model: Path, rule: str, steps: int, runs: Path) -> dict:
-    learning_rate, kl_coef = 1e-4, 0.05
+def ours_ppo(base, reward_model: Path, rule: str, steps: int, out_dir: Path) -> Run:
+    config = PPOConfig(steps=steps, rollout_batch_size=BATCH_SIZE, max_new_tokens=MAX_NEW_TOKENS,
+                       learning_rate=RL_LEARNING_RATE, kl_coef=RL_KL_COEF)
+    with Stopwatch() as clock:
+        run_ppo(base, reward_model, TRAIN_PROMPTS, config, out_dir)
+    return Run(clock, None, policy_quality(out_dir, base, rule, RewardScorer(reward_model)))
+
+
+def trl_rloo(base, tokenizer, reward_model: Path, rule: str, steps: int, out_dir: Path) -> Run:
     scorer = RewardScorer(reward_model)
-    with Stopwatch() as ours_time:
-        ours = run_ppo(
-            base, reward_model, TRAIN_PROMPTS,
-            PPOConfig(steps=steps, rollout_batch_size=BATCH_SIZE, max_new_tokens=MAX_NEW_TOKENS,
-                      learning_rate=learning_rate, kl_coef=kl_coef),
-            runs / "ours-ppo",
-        )
-    ours_quality = policy_quality(ours.out_dir, base, rule, scorer)
-
     raw_prompt = {trl_prompt(tokenizer, p): p for p in TRAIN_PROMPTS}
 
     def reward_model_score(prompts: list[str], completions: list[str], **_) -> list[float]:
         """The same normalised reward our PPO optimises."""
         return scorer.score([raw_prompt[p] for p in prompts], completions).tolist()
 
-    with Stopwatch() as trl_time:
+    with Stopwatch() as clock:
         trainer = RLOOTrainer(
             model=str(base),
             reward_funcs=reward_model_score,
             args=RLOOConfig(
-                **common_trl_args(runs / "trl-rloo"), max_steps=steps, learning_rate=learning_rate, beta=kl_coef,
+                **common_trl_args(out_dir), max_steps=steps, learning_rate=RL_LEARNING_RATE, beta=RL_KL_COEF,
                 num_generations=4, max_completion_length=MAX_NEW_TOKENS, temperature=1.0, top_k=0, top_p=1.0,
                 lr_scheduler_type="constant", warmup_steps=0,
             ),
@@ -298,17 +321,8 @@ def compare_rl(base, tokenizer, reward_model: Path, rule: str, steps: int, runs:
             processing_class=tokenizer,
         )
         trainer.train()
-        trainer.save_model(str(runs / "trl-rloo"))
-    trl_quality = policy_quality(runs / "trl-rloo", base, rule, scorer)
-
-    return {
-        "task": "RL (PPO/RLOO)",
-        "figures": {
-            **throughput("rollouts", steps * BATCH_SIZE, ours_time, trl_time),
-            "reward on fresh prompts": (ours_quality["reward"], trl_quality["reward"]),
-            "rule satisfaction": (ours_quality["satisfaction"], trl_quality["satisfaction"]),
-        },
-    }
+        trainer.save_model(str(out_dir))
+    return Run(clock, None, policy_quality(out_dir, base, rule, scorer))
 
 
 if __name__ == "__main__":
