@@ -35,7 +35,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from unittest import mock
 
@@ -81,6 +81,7 @@ class Evaluation:
     satisfaction: float
     win_rate: float  # against the base; ties half
     ties: float  # share of tied pairs
+    decisive_win_rate: float  # wins among the pairs the rule tells apart
     kl: float
     mean_words: float
 
@@ -195,12 +196,12 @@ def rate_items(user_id: int, count: int, rule: Rule, noise: float, rng: random.R
 
 def train_round(round_settings: dict) -> tuple[dict[str, float], dict[str, float]]:
     """Launch a round and run it here; returns (seconds per phase, the round's metrics)."""
-    import worker.rounds as rounds
     from app.checkpoints.service import current_checkpoint
     from app.db import session_scope
     from app.models import RoundStatus, TrainingRound
     from app.training import service
     from app.training.schemas import RoundSettings
+    from worker import rounds
 
     seconds: dict[str, float] = {}
 
@@ -275,10 +276,12 @@ class Evaluator:
         verdicts = [prefer(self.rule, new.prompt, new.text, base.text)
                     for new, base in zip(samples, self.base_samples)]
         wins = sum(1.0 if v == "a" else 0.5 if v == "tie" else 0.0 for v in verdicts)
+        decisive = len(verdicts) - verdicts.count("tie")
         return Evaluation(
             satisfaction=sum(satisfaction(self.rule, s.prompt, s.text) for s in samples) / len(samples),
             win_rate=wins / len(verdicts),
             ties=verdicts.count("tie") / len(verdicts),
+            decisive_win_rate=verdicts.count("a") / decisive if decisive else 0.5,
             kl=self.kl_to_base(model, samples),
             mean_words=sum(len(s.text.split()) for s in samples) / len(samples),
         )
@@ -363,7 +366,7 @@ def _run_benchmark(config: BenchConfig, workdir: Path, cache: Path, database_url
 
 # Reporting ------------------------------------------------------------------------
 
-HEADER = (f"{'round':>5} {'satisfied':>9} {'win rate':>8} {'ties':>5} {'KL':>6} {'words':>5} | "
+HEADER = (f"{'round':>5} {'satisfied':>9} {'win rate':>8} {'ties':>5} {'decisive':>8} {'KL':>6} {'words':>5} | "
           f"{'rating':>6} {'reward':>6} {'policy':>6} {'publish':>7} {'refill':>6} {'round':>6} {'eval':>5}")
 
 
@@ -374,9 +377,10 @@ def format_row(result: RoundResult) -> str:
         return f"{s[key]:.1f}" if key in s else "-"
 
     round_time = f"{result.round_seconds:.1f}" if result.round else "-"
-    return (f"{result.round:>5} {e.satisfaction:>9.1%} {e.win_rate:>8.1%} {e.ties:>5.0%} {e.kl:>6.2f} "
-            f"{e.mean_words:>5.1f} | {t('rating'):>6} {t('reward_model'):>6} {t('policy'):>6} {t('publish'):>7} "
-            f"{t('generation'):>6} {round_time:>6} {t('evaluation'):>5}")
+    return (f"{result.round:>5} {e.satisfaction:>9.1%} {e.win_rate:>8.1%} {e.ties:>5.0%} "
+            f"{e.decisive_win_rate:>8.1%} {e.kl:>6.2f} {e.mean_words:>5.1f} | {t('rating'):>6} "
+            f"{t('reward_model'):>6} {t('policy'):>6} {t('publish'):>7} {t('generation'):>6} {round_time:>6} "
+            f"{t('evaluation'):>5}")
 
 
 def summary(results: list[RoundResult], total_seconds: float) -> str:
@@ -388,6 +392,7 @@ def summary(results: list[RoundResult], total_seconds: float) -> str:
         ceiling = f" (this yes/no rule caps it at {1 - base.satisfaction / 2:.1%} against this base)"
     slowest = max(r.round_seconds for r in results[1:]) if len(results) > 1 else 0.0
     return (f"win rate after {len(results) - 1} rounds: {last.win_rate:.1%} (target {WIN_RATE_TARGET:.0%}){ceiling}; "
+            f"{last.decisive_win_rate:.1%} of the pairs the rule tells apart; "
             f"satisfaction {base.satisfaction:.1%} -> {last.satisfaction:.1%}; "
             f"slowest round {slowest:.0f}s; whole run {total_seconds:.0f}s")
 
@@ -402,6 +407,7 @@ def plot(results: list[RoundResult], title: str, out: Path) -> None:
     figure, (quality, kl, times) = plt.subplots(1, 3, figsize=(14, 4))
     quality.plot(rounds, [r.evaluation.satisfaction for r in results], "o-", label="rule satisfied")
     quality.plot(rounds, [r.evaluation.win_rate for r in results], "s-", label="win rate vs base")
+    quality.plot(rounds, [r.evaluation.decisive_win_rate for r in results], "^--", label="win rate, untied pairs")
     quality.axhline(WIN_RATE_TARGET, color="grey", linestyle=":", label=f"target {WIN_RATE_TARGET:.0%}")
     quality.set(xlabel="round", ylim=(0, 1), xticks=rounds, title="held-out prompts")
     quality.legend(loc="lower right")
@@ -412,8 +418,9 @@ def plot(results: list[RoundResult], title: str, out: Path) -> None:
         values = [r.seconds.get(phase, 0.0) for r in results[1:]]
         times.bar(rounds[1:], values, bottom=bottom, label=phase.replace("_", " "))
         bottom = [b + v for b, v in zip(bottom, values)]
-    times.set(xlabel="round", ylabel="seconds", xticks=rounds[1:], title="wall time per phase")
-    times.legend(fontsize="small")
+    times.set(xlabel="round", ylabel="seconds", xticks=rounds[1:], title="wall time per phase",
+              ylim=(0, 1.5 * max(bottom, default=1.0)))
+    times.legend(fontsize="small", loc="upper left", ncol=2)
     figure.suptitle(title)
     figure.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -426,7 +433,7 @@ def plot(results: list[RoundResult], title: str, out: Path) -> None:
 TINY_BASE = BaseModelConfig(n_layer=2, n_head=2, n_embd=64, examples=4000, steps=60, batch_size=16)
 
 
-def parse_round_setting(text: str) -> tuple[str, object]:
+def parse_setting(text: str) -> tuple[str, object]:
     key, sep, value = text.partition("=")
     if not sep:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
@@ -443,12 +450,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ratings", type=int, default=500, help="ratings per round")
     parser.add_argument("--noise", type=float, default=0.1, help="share of answers flipped")
     parser.add_argument("--algorithm", choices=("dpo", "ppo"), default="dpo")
-    parser.add_argument("--round", action="append", default=[], type=parse_round_setting, metavar="KEY=VALUE",
+    parser.add_argument("--round", action="append", default=[], type=parse_setting, metavar="KEY=VALUE",
                         help="a RoundSettings field, e.g. policy_steps=60 (repeatable)")
     parser.add_argument("--database-url", help="an empty database (default: SQLite in the work directory)")
     parser.add_argument("--cache", type=Path, help="where the base model is built once and kept")
     parser.add_argument("--workdir", type=Path, help="kept afterwards (default: a temporary directory, removed)")
     parser.add_argument("--tiny", action="store_true", help="the tiny test model instead of the small base")
+    parser.add_argument("--base", action="append", default=[], type=parse_setting, metavar="KEY=VALUE",
+                        help="a BaseModelConfig field, e.g. steps=1200 (repeatable)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, help="torch threads (default: one per core; 1 on busy shared cores)")
     parser.add_argument("--out", type=Path, help="the plot (default bench/results/loop-RULE.png); JSON beside it")
@@ -456,7 +465,8 @@ def main(argv: list[str] | None = None) -> int:
 
     config = BenchConfig(rule=args.rule, rounds=args.rounds, ratings=args.ratings, noise=args.noise,
                          round_settings={"algorithm": args.algorithm} | dict(args.round), seed=args.seed,
-                         base_model=TINY_BASE if args.tiny else BaseModelConfig(), torch_threads=args.threads)
+                         base_model=replace(TINY_BASE if args.tiny else BaseModelConfig(), **dict(args.base)),
+                         torch_threads=args.threads)
     transformers_logging.set_verbosity_error()
     transformers_logging.disable_progress_bar()
     out = args.out or RESULTS / f"loop-{args.rule}.png"
@@ -475,7 +485,8 @@ def main(argv: list[str] | None = None) -> int:
     total = time.perf_counter() - started
     print(summary(results, total))
     title = (f"rule {args.rule!r}, {args.rounds} x {args.ratings} ratings, {args.noise:.0%} noise, "
-             f"{config.round_settings}")
+             f"{config.round_settings}" + (", tiny base" if args.tiny else "")
+             + (f", base {dict(args.base)}" if args.base else ""))
     plot(results, title, out)
     out.with_suffix(".json").write_text(json.dumps(
         {"command": " ".join(sys.argv), "config": asdict(config), "total_seconds": total,

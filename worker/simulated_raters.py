@@ -57,9 +57,9 @@ def load_rule(spec: str) -> Rule:
         raise ValueError(f"cannot load rule {spec!r}: {error}") from None
     if isinstance(target, Rule):
         return target
-    if not callable(target):
-        raise ValueError(f"rule {spec!r} is neither a Rule nor a callable")
-    return Rule(spec, getattr(target, "__doc__", None) or spec, lambda p, r: float(target(p, r)), 0.0)
+    if callable(target):
+        return Rule(spec, getattr(target, "__doc__", None) or spec, lambda p, r: float(target(p, r)), 0.0)
+    raise ValueError(f"rule {spec!r} is neither a Rule nor a callable")
 
 
 def answer_item(rule: Rule, item: dict, noise: float, rng: random.Random) -> dict:

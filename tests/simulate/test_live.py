@@ -107,7 +107,7 @@ def test_the_cli_rates_up_to_max_ratings_and_prints_no_token(db, live_server):
     result = subprocess.run(
         [sys.executable, "-m", "app.cli", "simulate", "--url", live_server, "--raters", "2", "--noise", "0",
          "--delay", "0", "--max-ratings", "3", "--idle-exit", "3", "--rule", "shorter"],
-        env=dict(os.environ), capture_output=True, text=True, timeout=60)
+        env=dict(os.environ), capture_output=True, text=True, timeout=60, check=False)
 
     assert result.returncode == 0, result.stderr
     assert "3 ratings" in result.stderr and "tl_" not in result.stdout + result.stderr
@@ -117,5 +117,5 @@ def test_the_cli_rates_up_to_max_ratings_and_prints_no_token(db, live_server):
 
 def test_the_cli_refuses_an_unknown_rule():
     result = subprocess.run([sys.executable, "-m", "app.cli", "simulate", "--rule", "kindness"],
-                            capture_output=True, text=True, timeout=30)
+                            capture_output=True, text=True, timeout=30, check=False)
     assert result.returncode == 2 and result.stderr.startswith("error: unknown rule")
