@@ -1,7 +1,6 @@
 """The dashboard in headless Chromium under the real CSP: live charts, then screenshots."""
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import insert
@@ -10,31 +9,17 @@ from app.checkpoints.service import add_checkpoint
 from app.models import RoundMetric, RoundStatus, TrainingRound, utcnow
 from tests.admin.seed import seed_dashboard
 from tests.factories import make_user
+from tests.pages.browser import SCREENSHOTS
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 PASSWORD = "correct horse battery"
 
 
-@pytest.fixture(scope="module")
-def chromium() -> Iterator:
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} not installed")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
 @pytest.fixture
-def admin_page(chromium, live_server, db) -> Iterator:
+def admin_page(browser, live_server, db) -> Iterator:
     make_user(db, "ada", admin=True, password=PASSWORD)
     db.commit()
-    context = chromium.new_context(base_url=live_server, viewport={"width": 1360, "height": 900},
+    context = browser.new_context(base_url=live_server, viewport={"width": 1360, "height": 900},
                                    color_scheme="light")
     tab = context.new_page()
     errors: list[str] = []
