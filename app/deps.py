@@ -24,7 +24,9 @@ def get_db() -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_db, scope="function")]
 
 
-def get_browser_session(request: Request) -> BrowserSession | None:
+# Dependencies that touch no database are async: FastAPI runs them on the event
+# loop instead of a thread hop each.
+async def get_browser_session(request: Request) -> BrowserSession | None:
     return decode_session(request.cookies.get(COOKIE_NAME))
 
 
@@ -60,7 +62,7 @@ def get_current_user(request: Request, db: SessionDep, browser: BrowserSessionDe
 CurrentUser = Annotated[User, Depends(get_current_user)]
 
 
-def get_current_rater(user: CurrentUser) -> User:
+async def get_current_rater(user: CurrentUser) -> User:
     # Admins may rate too (they often calibrate the guidelines that way).
     return user
 
@@ -68,7 +70,7 @@ def get_current_rater(user: CurrentUser) -> User:
 CurrentRater = Annotated[User, Depends(get_current_rater)]
 
 
-def get_current_admin(user: CurrentUser) -> User:
+async def get_current_admin(user: CurrentUser) -> User:
     if user.role != Role.admin:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "admins only")
     return user

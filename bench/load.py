@@ -122,44 +122,55 @@ class Results:
     acks: list = field(default_factory=list)  # every 2xx answer, warm-up included
 
 
-async def rater(name: str, token: str, port: int, client: str, measure_from: float, until: float,
-                results: Results) -> None:
+async def rater(name: str, token: str, port: int, measure_from: float, until: float, results: Results,
+                *, client: str = "raw", flow: str = "two-requests") -> None:
+    """Lease → submit until `until`. With --flow one-request the submit also leases the next
+    item (POST /ratings?lease_next=true), and a separate lease is only made when it ran dry."""
     from tests.reliability.harness import Ack
 
+    one_request = flow == "one-request"
+    submit_path = "/api/v1/ratings?lease_next=true" if one_request else "/api/v1/ratings"
     connection = (RawConnection if client == "raw" else HttpxConnection)(port, token)
+    item_id = None
     try:
         while time.monotonic() < until:
             started = time.monotonic()
-            try:
-                status, body = await connection.request("GET", "/api/v1/items/next")
-            except (OSError, asyncio.IncompleteReadError) as error:
-                results.errors[f"lease {error.__class__.__name__}"] += 1
-                await asyncio.sleep(0.05)
-                continue
-            leased = time.monotonic()
-            if status != 200:
-                results.errors[f"lease {status}"] += 1
-                await asyncio.sleep(0.05)
-                continue
-            item_id = json.loads(body)["item_id"]
+            if item_id is None:
+                try:
+                    status, body = await connection.request("GET", "/api/v1/items/next")
+                except (OSError, asyncio.IncompleteReadError) as error:
+                    results.errors[f"lease {error.__class__.__name__}"] += 1
+                    await asyncio.sleep(0.05)
+                    continue
+                if status != 200:
+                    results.errors[f"lease {status}"] += 1
+                    await asyncio.sleep(0.05)
+                    continue
+                item_id = json.loads(body)["item_id"]
+                if started >= measure_from:
+                    results.lease_ms.append((time.monotonic() - started) * 1000)
+            submitted = time.monotonic()
             key = f"{name}-item-{item_id}"
             payload = b'{"item_id": %d, "verdict": "tie"}' % item_id
             while True:  # a submit whose answer was lost is retried under the same key
                 try:
                     status, body = await connection.request(
-                        "POST", "/api/v1/ratings", payload, headers=f"Idempotency-Key: {key}\r\n")
+                        "POST", submit_path, payload, headers=f"Idempotency-Key: {key}\r\n")
                     break
                 except (OSError, asyncio.IncompleteReadError) as error:
                     results.errors[f"submit {error.__class__.__name__}"] += 1
                     await asyncio.sleep(0.05)
             done = time.monotonic()
+            answered, item_id = item_id, None
             if status in (200, 201):
-                results.acks.append(Ack(name, item_id, key, json.loads(body)["id"], status))
+                reply = json.loads(body)
+                results.acks.append(Ack(name, answered, key, reply["id"], status))
+                if one_request and reply.get("next_item"):
+                    item_id = reply["next_item"]["item_id"]
             else:
                 results.errors[f"submit {status}"] += 1
-            if started >= measure_from:
-                results.lease_ms.append((leased - started) * 1000)
-                results.submit_ms.append((done - leased) * 1000)
+            if submitted >= measure_from:
+                results.submit_ms.append((done - submitted) * 1000)
                 results.accepted += status == 201
     finally:
         connection.close()
@@ -276,7 +287,8 @@ def run_level(args, raters: int, database_url: str, server, pg_pid: int | None) 
     async def main() -> None:
         now = time.monotonic()
         measure_from, until = now + args.warmup, now + args.warmup + args.duration
-        await asyncio.gather(*(rater(name, token, server.port, args.client, measure_from, until, results)
+        await asyncio.gather(*(rater(name, token, server.port, measure_from, until, results,
+                                      client=args.client, flow=args.flow)
                                for name, token in tokens.items()))
 
     asyncio.run(main())
@@ -285,7 +297,7 @@ def run_level(args, raters: int, database_url: str, server, pg_pid: int | None) 
     wall = args.warmup + args.duration
     problems = integrity_problems(database_url, results.acks)
     return {
-        "raters": raters, "items": items,
+        "raters": raters, "items": items, "flow": args.flow,
         "ratings_per_s": results.accepted / args.duration,
         "lease": [percentile(results.lease_ms, q) for q in (0.5, 0.95, 0.99)],
         "submit": [percentile(results.submit_ms, q) for q in (0.5, 0.95, 0.99)],
@@ -341,6 +353,9 @@ def main() -> int:
     parser.add_argument("--overlap", type=int, default=3, help="answers each item needs")
     parser.add_argument("--items", type=int, default=0, help="items per run (default: enough)")
     parser.add_argument("--client", choices=["raw", "httpx"], default="raw")
+    parser.add_argument("--flow", choices=["two-requests", "one-request"], default="two-requests",
+                        help="GET /items/next then POST /ratings for each answer, or POST "
+                             "/ratings?lease_next=true that answers and leases the next item at once")
     parser.add_argument("--database-url", help="a local PostgreSQL to use (its tables are emptied)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
@@ -370,7 +385,7 @@ def main() -> int:
         server = WebServer(env=env, log_path=log, workers=args.workers).start()
         pg_pid = postmaster_pid(database_url)
         print(f"tuneloop serve --workers {args.workers} on {server.url}; PostgreSQL {database_url}; "
-              f"client {args.client}; {os.cpu_count()} CPUs, load average "
+              f"client {args.client}, flow {args.flow}; {os.cpu_count()} CPUs, load average "
               f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
         rows = []
         for raters in args.raters:

@@ -3,137 +3,188 @@
 An item is open to a rater while it is not done, the rater has neither answered
 nor skipped it, and its answers plus the other raters' live leases stay under
 its overlap. On PostgreSQL the candidate row is locked with SKIP LOCKED and the
-count re-read under the lock, so concurrent raters never overfill an item; on
-SQLite every transaction holds the write lock (see app.db), which is enough.
+lease is written by a statement that re-counts the claims itself (a fresh
+snapshot: a lease committed after the candidate query began is seen), so
+concurrent raters never overfill an item; on SQLite every transaction holds the
+write lock (see app.db), which is enough.
+
+This is the raters' hot path, so it speaks SQLAlchemy Core on the session's
+connection: four statements for a new lease, one to resume a held one.
 """
 
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, exists, func, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import JSON, Connection, and_, bindparam, exists, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
 
-from app.models import Item, ItemResponse, Lease, Rating, utcnow
+from app.models import Item, ItemKind, ItemResponse, Lease, Prompt, Rating, Sample, utcnow
+from app.models.base import UTCDateTime
 from app.settings import get_settings
 
 
-@dataclass
+@dataclass(frozen=True)
+class ShownResponse:
+    position: int
+    sample_id: int
+    text: str
+
+
+@dataclass(frozen=True)
 class LeasedItem:
-    item: Item
-    lease: Lease
+    """An item as one rater sees it under one lease: responses in display order."""
 
-    @property
-    def responses_in_display_order(self) -> list[ItemResponse]:
-        by_position = {r.position: r for r in self.item.responses}
-        return [by_position[p] for p in self.lease.display_order]
+    item_id: int
+    kind: ItemKind
+    prompt: str
+    responses: list[ShownResponse]
+    lease_id: int
+    created_at: datetime
+    expires_at: datetime
 
 
-def _live(now: datetime):
+def _live(now):
     return and_(Lease.expires_at > now, Lease.skipped_at.is_(None))
 
 
-def claims_by_others(db: Session, item_id: int, user_id: int, now: datetime) -> int:
-    return db.scalar(
-        select(func.count()).select_from(Lease).where(
-            Lease.item_id == item_id, Lease.user_id != user_id, _live(now)
-        )
-    ) or 0
+def _others_live(item_id, user_id, now):
+    return (select(func.count()).select_from(Lease)
+            .where(Lease.item_id == item_id, Lease.user_id != user_id, _live(now))
+            .scalar_subquery())
 
 
-def _candidates(user_id: int, now: datetime):
+def _candidates(user_id, now):
     mine_answered = exists().where(Rating.item_id == Item.id, Rating.user_id == user_id)
     mine_skipped = exists().where(
         Lease.item_id == Item.id, Lease.user_id == user_id, Lease.skipped_at.is_not(None)
     )
-    others_live = (
-        select(func.count())
-        .where(Lease.item_id == Item.id, Lease.user_id != user_id, _live(now))
-        .scalar_subquery()
-    )
     return (
-        select(Item)
+        select(Item.id)
         .where(Item.done.is_(False), ~mine_answered, ~mine_skipped,
-               Item.answers + others_live < Item.overlap)
+               Item.answers + _others_live(Item.id, user_id, now) < Item.overlap)
         # Oldest first: raters converge on the same items, so items with an
         # overlap above one are finished before fresh ones are opened.
         .order_by(Item.id)
     )
 
 
-def _resume(db: Session, user_id: int, now: datetime) -> LeasedItem | None:
-    """A live lease the rater already holds (a reload shows the same item)."""
-    row = db.execute(
-        select(Lease, Item)
-        .join(Item, Item.id == Lease.item_id)
-        .where(Lease.user_id == user_id, _live(now), Item.done.is_(False))
-        .order_by(Lease.id)
-        .limit(1)
-    ).first()
-    return LeasedItem(item=row.Item, lease=row.Lease) if row else None
+# The hot path's statements are built once, with bound parameters: building and
+# cache-keying a statement per request cost as much as running it.
+_USER, _ITEM = bindparam("user_id"), bindparam("item_id")
+_NOW = bindparam("now", type_=UTCDateTime())
+_CLAIMS_BY_OTHERS = select(_others_live(_ITEM, _USER, _NOW))
+_NEXT_OPEN = (_candidates(_USER, _NOW)
+              .where(Item.id.not_in(bindparam("passed", expanding=True))).limit(1))
+_NEXT_OPEN_LOCKED = _NEXT_OPEN.with_for_update(skip_locked=True, of=Item.__table__)
+_HELD = (
+    select(Lease.id, Lease.item_id, Lease.display_order, Lease.created_at, Lease.expires_at)
+    .join(Item, Item.id == Lease.item_id)
+    .where(Lease.user_id == _USER, _live(_NOW), Item.done.is_(False))
+    .order_by(Lease.id)
+    .limit(bindparam("limit"))
+)
+_SHOWN = (
+    select(ItemResponse.item_id, Item.kind, Prompt.text.label("prompt"), ItemResponse.position,
+           Sample.id.label("sample_id"), Sample.text)
+    .join(Item, Item.id == ItemResponse.item_id)
+    .join(Prompt, Prompt.id == Item.prompt_id)
+    .join(Sample, Sample.id == ItemResponse.sample_id)
+    .where(ItemResponse.item_id.in_(bindparam("item_ids", expanding=True)))
+)
+
+
+def _lease_if_room(insert):
+    """Write (or renew an expired) lease if the item still has room, returning its id."""
+    values = select(_ITEM, _USER, _NOW, bindparam("expires", type_=UTCDateTime()),
+                    bindparam("order", type_=JSON())).where(
+        Item.id == _ITEM, Item.answers + _others_live(_ITEM, _USER, _NOW) < Item.overlap)
+    columns = ["item_id", "user_id", "created_at", "expires_at", "display_order"]
+    statement = insert(Lease).from_select(columns, values)
+    return statement.on_conflict_do_update(
+        index_elements=["item_id", "user_id"],
+        set_={name: statement.excluded[name] for name in columns[2:]} | {"skipped_at": None},
+    ).returning(Lease.id)
+
+
+_LEASE_IF_ROOM = {"postgresql": _lease_if_room(postgresql.insert), "sqlite": _lease_if_room(sqlite.insert)}
+
+
+def claims_by_others(db: Session, item_id: int, user_id: int, now: datetime) -> int:
+    return db.connection().scalar(_CLAIMS_BY_OTHERS, {"item_id": item_id, "user_id": user_id, "now": now}) or 0
+
+
+def _shown(conn: Connection, item_ids: list[int]) -> dict[int, tuple[ItemKind, str, dict[int, ShownResponse]]]:
+    """Kind, prompt and responses by position of each item, in one query."""
+    rows = conn.execute(_SHOWN, {"item_ids": item_ids})
+    shown: dict[int, tuple[ItemKind, str, dict[int, ShownResponse]]] = {}
+    for row in rows:
+        entry = shown.setdefault(row.item_id, (row.kind, row.prompt, {}))
+        entry[2][row.position] = ShownResponse(row.position, row.sample_id, row.text)
+    return shown
+
+
+def _leased(shown, item_id: int, lease_id: int, order: list[int], created_at: datetime,
+            expires_at: datetime) -> LeasedItem:
+    kind, prompt, by_position = shown[item_id]
+    order = order or sorted(by_position)
+    return LeasedItem(item_id=item_id, kind=kind, prompt=prompt,
+                      responses=[by_position[p] for p in order],
+                      lease_id=lease_id, created_at=created_at, expires_at=expires_at)
+
+
+def _held(conn: Connection, user_id: int, now: datetime, limit: int) -> list[LeasedItem]:
+    """Live leases the rater already holds (a reload shows the same item)."""
+    rows = conn.execute(_HELD, {"user_id": user_id, "now": now, "limit": limit}).all()
+    if not rows:
+        return []
+    shown = _shown(conn, [row.item_id for row in rows])
+    return [_leased(shown, row.item_id, row.id, row.display_order, row.created_at, row.expires_at)
+            for row in rows]
 
 
 def lease_next_item(db: Session, user_id: int, *, rng: random.Random | None = None) -> LeasedItem | None:
-    now = utcnow()
-    held = _resume(db, user_id, now)
-    if held:
-        return held
-    return _claim_next(db, user_id, now, [], rng or random)
+    leased = lease_items(db, user_id, 1, rng=rng)
+    return leased[0] if leased else None
 
 
 def lease_items(db: Session, user_id: int, count: int, *,
                 rng: random.Random | None = None) -> list[LeasedItem]:
-    """Up to `count` items at once, for clients that work offline and upload later:
-    the live leases the rater already holds first, then new ones by the same rule."""
-    now = utcnow()
-    rows = db.execute(
-        select(Lease, Item).join(Item, Item.id == Lease.item_id)
-        .where(Lease.user_id == user_id, _live(now), Item.done.is_(False))
-        .order_by(Lease.id).limit(count)
-    ).all()
-    leased = [LeasedItem(item=row.Item, lease=row.Lease) for row in rows]
-    taken = [row.Item.id for row in rows]
+    """Up to `count` items: the live leases the rater already holds first, then new ones.
+
+    Many at once are for clients that work offline and upload later."""
+    conn, now = db.connection(), utcnow()
+    leased = _held(conn, user_id, now, count)
+    passed = [one.item_id for one in leased]
     while len(leased) < count:
-        claimed = _claim_next(db, user_id, now, taken, rng or random)
+        claimed = _claim_next(conn, user_id, now, passed, rng or random)
         if claimed is None:
             break
         leased.append(claimed)
-        taken.append(claimed.item.id)
+        passed.append(claimed.item_id)
     return leased
 
 
-def _claim_next(db: Session, user_id: int, now: datetime, passed: list[int], rng) -> LeasedItem | None:
+def _claim_next(conn: Connection, user_id: int, now: datetime, passed: list[int],
+                rng) -> LeasedItem | None:
     """Lease the rater the first open item whose id is not in `passed`."""
-    postgres = db.get_bind().dialect.name == "postgresql"
-    query = _candidates(user_id, now).limit(1)
-    if postgres:
-        # populate_existing: the locked row's values win over a stale identity map.
-        query = query.with_for_update(skip_locked=True, of=Item).execution_options(
-            populate_existing=True)
+    dialect = conn.dialect.name
+    next_open = _NEXT_OPEN_LOCKED if dialect == "postgresql" else _NEXT_OPEN
+    expires = now + timedelta(seconds=get_settings().lease_seconds)
     passed = list(passed)
     while True:
-        item = db.scalar(query.where(Item.id.not_in(passed)) if passed else query)
-        if item is None:
+        item_id = conn.scalar(next_open, {"user_id": user_id, "now": now, "passed": passed})
+        if item_id is None:
             return None
-        # Under the row lock, re-count with a fresh snapshot: a lease committed
-        # after this statement began is visible now.
-        if not postgres or item.answers + claims_by_others(db, item.id, user_id, now) < item.overlap:
-            break
-        passed.append(item.id)
-    return LeasedItem(item=item, lease=_take_lease(db, item, user_id, now, rng))
-
-
-def _take_lease(db: Session, item: Item, user_id: int, now: datetime, rng) -> Lease:
-    order = [r.position for r in item.responses]
-    rng.shuffle(order)
-    expires = now + timedelta(seconds=get_settings().lease_seconds)
-    lease = db.scalar(select(Lease).where(Lease.item_id == item.id, Lease.user_id == user_id))
-    if lease is None:
-        lease = Lease(item_id=item.id, user_id=user_id)
-        db.add(lease)
-    lease.created_at, lease.expires_at, lease.display_order = now, expires, order
-    db.flush()
-    return lease
+        shown = _shown(conn, [item_id])
+        order = sorted(shown[item_id][2])
+        rng.shuffle(order)
+        lease_id = conn.scalar(_LEASE_IF_ROOM[dialect], {
+            "item_id": item_id, "user_id": user_id, "now": now, "expires": expires, "order": order})
+        if lease_id is not None:
+            return _leased(shown, item_id, lease_id, order, now, expires)
+        passed.append(item_id)  # filled by others since the candidate query began
 
 
 def skip_item(db: Session, user_id: int, item_id: int) -> None:
@@ -143,17 +194,6 @@ def skip_item(db: Session, user_id: int, item_id: int) -> None:
         db.add(lease)
     lease.skipped_at = utcnow()
     db.flush()
-
-
-def load_item(db: Session, item_id: int, *, lock: bool = False) -> Item | None:
-    query = select(Item).where(Item.id == item_id).options(
-        selectinload(Item.responses).selectinload(ItemResponse.sample)
-    )
-    if lock:
-        query = query.execution_options(populate_existing=True)
-        if db.get_bind().dialect.name == "postgresql":
-            query = query.with_for_update(of=Item)
-    return db.scalar(query)
 
 
 def open_items_for(db: Session, user_id: int) -> int:

@@ -4,13 +4,13 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 
-from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import and_, bindparam, delete, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from app.errors import Conflict, InvalidInput, LeaseExpired, NotFound
-from app.feedback.leasing import claims_by_others, load_item
-from app.models import Item, ItemKind, Lease, Rating, Verdict, utcnow
+from app.feedback.leasing import claims_by_others
+from app.models import Item, ItemKind, ItemResponse, Lease, Rating, Sample, Verdict, utcnow
 
 MIN_SCORE, MAX_SCORE = 1, 7
 MAX_COMMENT_CHARS = 2000
@@ -37,10 +37,9 @@ class StoredRating:
     created: bool  # False when a retry returned the first result
 
 
-def check_rating(item: Item, answer: RatingInput) -> None:
-    """Shape rules for one answer to one item; raises InvalidInput naming the field."""
-    sample_ids = {r.sample_id for r in item.responses}
-    if item.kind == ItemKind.compare:
+def check_rating(kind: ItemKind, sample_ids: set[int], answer: RatingInput) -> None:
+    """Shape rules for one answer to an item with these responses; raises InvalidInput naming the field."""
+    if kind == ItemKind.compare:
         if answer.verdict not in {v.value for v in Verdict}:
             raise InvalidInput("verdict must be preferred, tie or both_bad", field="verdict")
         if answer.verdict == Verdict.preferred:
@@ -73,38 +72,66 @@ def _replay(existing: Rating, request_hash: str) -> StoredRating:
     return StoredRating(existing, created=False)
 
 
+# The hot path's statements, built once (see app.feedback.leasing).
+_USER, _ITEM = bindparam("user_id"), bindparam("item_id")
+_EARLIER = select(Rating.id).where(
+    Rating.user_id == _USER,
+    or_(Rating.item_id == _ITEM, Rating.idempotency_key == bindparam("key"))).limit(1)
+_ITEM_AND_LEASE = (
+    select(Item.kind, Item.answers, Item.overlap, Lease.id.label("lease_id"),
+           Lease.created_at.label("leased_at"), Lease.expires_at, Lease.skipped_at, Lease.display_order)
+    .outerjoin(Lease, and_(Lease.item_id == Item.id, Lease.user_id == _USER))
+    .where(Item.id == _ITEM))
+# Answers of the same item (and its leases) go one at a time.
+_ITEM_AND_LEASE_LOCKED = _ITEM_AND_LEASE.with_for_update(of=Item.__table__)
+_SHOWN = (select(ItemResponse.position, Sample.id, Sample.checkpoint_id, Sample.source, Sample.generation)
+          .join(Sample, Sample.id == ItemResponse.sample_id)
+          .where(ItemResponse.item_id == _ITEM))
+_INSERT = {name: insert(Rating).on_conflict_do_nothing().returning(Rating.id)
+           for name, insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))}
+_END_LEASE = delete(Lease).where(Lease.id == bindparam("lease_id"))
+_COUNT_ANSWER = update(Item).where(Item.id == _ITEM).values(
+    answers=Item.answers + 1, done=Item.answers + 1 >= Item.overlap)
+
+
+def _earlier(db: Session, user_id: int, item_id: int, idempotency_key: str | None) -> Rating | None:
+    """The rater's earlier answer to this item, or under this key."""
+    found = db.connection().scalar(_EARLIER, {"user_id": user_id, "item_id": item_id, "key": idempotency_key})
+    return db.get(Rating, found) if found is not None else None
+
+
 def submit_rating(db: Session, user_id: int, answer: RatingInput,
                   idempotency_key: str | None = None) -> StoredRating:
-    request_hash = answer.request_hash()
-    if idempotency_key is not None:
-        if not 1 <= len(idempotency_key) <= 128:
-            raise InvalidInput("Idempotency-Key must be 1-128 characters", field="Idempotency-Key")
-        existing = db.scalar(select(Rating).where(Rating.user_id == user_id,
-                                                  Rating.idempotency_key == idempotency_key))
-        if existing is not None:
-            return _replay(existing, request_hash)
+    """Store one answer exactly once; a retry (same key or item, same body) returns the first.
 
-    # Lock the item: answers of the same item (and its leases) go one at a time.
-    item = load_item(db, answer.item_id, lock=True)
+    The raters' hot path: Core statements on the session's connection, six for a new
+    answer (earlier answer; the item with the caller's lease, under a row lock; its
+    responses; insert; end the lease; count the answer)."""
+    request_hash = answer.request_hash()
+    if idempotency_key is not None and not 1 <= len(idempotency_key) <= 128:
+        raise InvalidInput("Idempotency-Key must be 1-128 characters", field="Idempotency-Key")
+    earlier = _earlier(db, user_id, answer.item_id, idempotency_key)
+    if earlier is not None:
+        # A double click or a retry: same answer, same result.
+        return _replay(earlier, request_hash)
+
+    conn, dialect = db.connection(), db.connection().dialect.name
+    ids = {"user_id": user_id, "item_id": answer.item_id}
+    item = conn.execute(_ITEM_AND_LEASE_LOCKED if dialect == "postgresql" else _ITEM_AND_LEASE, ids).first()
     if item is None:
         raise NotFound(f"no item {answer.item_id}")
-    existing = db.scalar(select(Rating).where(Rating.item_id == item.id, Rating.user_id == user_id))
-    if existing is not None:
-        # A double click or a retry without a key: same answer, same result.
-        return _replay(existing, request_hash)
-    check_rating(item, answer)
+    shown = {row.position: row for row in conn.execute(_SHOWN, ids)}
+    check_rating(item.kind, {row.id for row in shown.values()}, answer)
 
     now = utcnow()
-    lease = db.scalar(select(Lease).where(Lease.item_id == item.id, Lease.user_id == user_id))
-    if lease is None or lease.skipped_at is not None:
-        raise LeaseExpired(f"item {item.id} is not leased to you; ask for the next item")
-    if lease.expires_at <= now and item.answers + claims_by_others(db, item.id, user_id, now) >= item.overlap:
-        raise LeaseExpired(f"your lease on item {item.id} expired and other raters have answered it")
+    if item.lease_id is None or item.skipped_at is not None:
+        raise LeaseExpired(f"item {answer.item_id} is not leased to you; ask for the next item")
+    if item.expires_at <= now and \
+            item.answers + claims_by_others(db, answer.item_id, user_id, now) >= item.overlap:
+        raise LeaseExpired(f"your lease on item {answer.item_id} expired and other raters have answered it")
 
-    by_position = {r.position: r.sample for r in item.responses}
-    order = lease.display_order or sorted(by_position)
-    rating = Rating(
-        item_id=item.id,
+    values = dict(
+        item_id=answer.item_id,
         user_id=user_id,
         verdict=answer.verdict,
         preferred_sample_id=answer.preferred_response_id,
@@ -112,32 +139,28 @@ def submit_rating(db: Session, user_id: int, answer: RatingInput,
         comment=answer.comment,
         time_spent_ms=answer.time_spent_ms
         if answer.time_spent_ms is not None
-        else int((now - lease.created_at).total_seconds() * 1000),
+        else int((now - item.leased_at).total_seconds() * 1000),
         idempotency_key=idempotency_key,
         request_hash=request_hash,
         provenance=[
-            {"position": p, "sample_id": by_position[p].id,
-             "checkpoint_id": by_position[p].checkpoint_id, "source": by_position[p].source,
-             "generation": by_position[p].generation}
-            for p in order
+            {"position": p, "sample_id": shown[p].id, "checkpoint_id": shown[p].checkpoint_id,
+             "source": shown[p].source, "generation": shown[p].generation}
+            for p in item.display_order or sorted(shown)
         ],
+        created_at=now,
     )
-    try:
-        with db.begin_nested():
-            db.add(rating)
-            db.flush()
-    except IntegrityError:
+    rating_id = conn.scalar(_INSERT[dialect], values)
+    if rating_id is None:
         # A concurrent retry of the same answer won the race; return its result.
-        winner = db.scalar(select(Rating).where(
-            Rating.user_id == user_id,
-            (Rating.item_id == item.id) | (Rating.idempotency_key == idempotency_key)
-            if idempotency_key else Rating.item_id == item.id,
-        ))
+        winner = _earlier(db, user_id, answer.item_id, idempotency_key)
         if winner is None:
-            raise
+            raise Conflict("this answer collided with another one; send it again")
         return _replay(winner, request_hash)
-    db.execute(delete(Lease).where(Lease.id == lease.id))
-    item.answers += 1
-    item.done = item.answers >= item.overlap
-    db.flush()
-    return StoredRating(rating, created=True)
+    conn.execute(_END_LEASE, {"lease_id": item.lease_id})
+    conn.execute(_COUNT_ANSWER, ids)
+    # Core wrote behind the session's back: objects it already holds are stale now.
+    if (stale_item := db.identity_map.get(db.identity_key(Item, answer.item_id))) is not None:
+        db.expire(stale_item)
+    if (gone_lease := db.identity_map.get(db.identity_key(Lease, item.lease_id))) is not None:
+        db.expunge(gone_lease)
+    return StoredRating(Rating(id=rating_id, **values), created=True)

@@ -23,11 +23,11 @@ from app.feedback.schemas import (
     LeasedItemOut,
     LeasedItems,
     LeaseRequest,
+    RatingAndNextOut,
     RatingIn,
-    RatingOut,
     RatingPage,
 )
-from app.feedback.views import leased_item_view, leased_items_view, rating_view
+from app.feedback.views import leased_item_view, rating_view
 
 router = APIRouter(tags=["feedback"])
 
@@ -57,25 +57,35 @@ def lease_next(db: SessionDep, rater: CurrentRater) -> LeasedItemOut | Response:
     leased = lease_next_item(db, rater.id)
     if leased is None:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
-    return leased_item_view(db, leased)
+    return leased_item_view(leased)
 
 
 @router.post("/items/leases", response_model=LeasedItems, responses=errors())
 def lease_many(body: LeaseRequest, db: SessionDep, rater: CurrentRater) -> LeasedItems:
     """Lease up to `count` items to answer offline and upload with POST /ratings/bulk."""
-    return LeasedItems(items=leased_items_view(db, lease_items(db, rater.id, body.count)))
+    return LeasedItems(items=[leased_item_view(one) for one in lease_items(db, rater.id, body.count)])
 
 
-@router.post("/ratings", status_code=status.HTTP_201_CREATED, response_model=RatingOut,
-             responses=errors(404, 409) | {200: {"model": RatingOut,
+@router.post("/ratings", status_code=status.HTTP_201_CREATED, response_model=RatingAndNextOut,
+             responses=errors(404, 409) | {200: {"model": RatingAndNextOut,
                                                  "description": "A replay: the first answer, unchanged."}})
 def create_rating(body: RatingIn, response: Response, db: SessionDep, rater: CurrentRater,
-                  idempotency_key: IdempotencyKey = None) -> RatingOut:
+                  idempotency_key: IdempotencyKey = None,
+                  lease_next: Annotated[bool, Query(description=(
+                      "Also lease your next item and return it as next_item (null when nothing is "
+                      "left): one request per answer instead of two."))] = False) -> RatingAndNextOut:
     """Answer an item you leased (201), or replay an earlier answer (200)."""
     stored = submit_rating(db, rater.id, _answer(body), idempotency_key=idempotency_key)
     if not stored.created:
         response.status_code = status.HTTP_200_OK
-    return rating_view(stored.rating)
+    leased = None
+    if lease_next:
+        # The answer is stored and its item unlocked before the next lease is looked for;
+        # if leasing fails now, a retry under the same key replays the stored answer.
+        db.commit()
+        leased = lease_next_item(db, rater.id)
+    return RatingAndNextOut(**rating_view(stored.rating).model_dump(),
+                            next_item=leased_item_view(leased) if leased else None)
 
 
 @router.post("/ratings/bulk", status_code=status.HTTP_201_CREATED, response_model=BulkRatingsOut,

@@ -119,6 +119,11 @@ class RatingOut(BaseModel):
     created_at: datetime
 
 
+class RatingAndNextOut(RatingOut):
+    next_item: LeasedItemOut | None = Field(
+        None, description="With ?lease_next=true: your next item, already leased; null when nothing is left.")
+
+
 class BulkRatingsOut(BaseModel):
     ratings: list[RatingOut] = Field(description="In the order they were sent.")
     created: int = Field(description="How many are new; the rest replayed earlier answers.")

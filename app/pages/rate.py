@@ -59,7 +59,7 @@ def rate_answer(request: Request, db: SessionDep, viewer: PageViewer,
     view = next_view(db, viewer.user.id, notice)
     html = templates.get_template("rate/_panel.html").render(_panel_context(viewer, view))
     return JSONResponse({"notice": NOTICES[notice], "notice_key": notice, "html": html,
-                         "item_id": view.leased.item.id if view.leased else None})
+                         "item_id": view.leased.item_id if view.leased else None})
 
 
 @router.get("/rate/panel")
@@ -67,4 +67,4 @@ def rate_panel(db: SessionDep, viewer: PageViewer) -> JSONResponse:
     """The panel alone, for rate.js to look for new items while the queue is empty."""
     view = next_view(db, viewer.user.id)
     html = templates.get_template("rate/_panel.html").render(_panel_context(viewer, view))
-    return JSONResponse({"html": html, "item_id": view.leased.item.id if view.leased else None})
+    return JSONResponse({"html": html, "item_id": view.leased.item_id if view.leased else None})

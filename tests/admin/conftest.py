@@ -60,7 +60,7 @@ def answer(db, user_id: int, item_id: int, verdict: str, preferred: int | None =
            time_spent_ms: int | None = None) -> None:
     """Lease and rate one item through the same services the rating page uses."""
     leased = lease_next_item(db, user_id)
-    assert leased is not None and leased.item.id == item_id
+    assert leased is not None and leased.item_id == item_id
     submit_rating(db, user_id, RatingInput(item_id=item_id, verdict=verdict, preferred_response_id=preferred,
                                            time_spent_ms=time_spent_ms))
     db.commit()

@@ -93,3 +93,26 @@ def test_a_late_answer_is_kept_while_the_item_still_needs_it(client, rater, make
     shown = lease(client, rater)
     expire_leases(db)
     assert client.post("/api/v1/ratings", json=prefer_first(shown), headers=rater).status_code == 201
+
+
+def test_lease_next_answers_and_leases_in_one_request(client, rater, db):
+    make_items(db, 2)
+    shown = lease(client, rater)
+    headers = rater | {"Idempotency-Key": "one-request-1"}
+    response = client.post("/api/v1/ratings?lease_next=true", json=prefer_first(shown), headers=headers)
+    assert response.status_code == 201, response.text
+    answered = response.json()
+    following = answered["next_item"]
+    assert answered["item_id"] == shown["item_id"]
+    assert following["item_id"] != shown["item_id"] and len(following["responses"]) == 2
+    # It is a real lease: GET /items/next resumes it, and it can be answered.
+    assert lease(client, rater)["item_id"] == following["item_id"]
+    # A retry of the first answer replays it and hands back the lease the rater holds.
+    replay = client.post("/api/v1/ratings?lease_next=true", json=prefer_first(shown), headers=headers)
+    assert replay.status_code == 200 and replay.json()["id"] == answered["id"]
+    assert replay.json()["next_item"]["item_id"] == following["item_id"]
+    last = client.post("/api/v1/ratings?lease_next=true", json=prefer_first(following), headers=rater)
+    assert last.status_code == 201 and last.json()["next_item"] is None
+    assert db.scalar(select(func.count()).select_from(Rating)) == 2
+    # And nothing is left to lease.
+    assert client.get("/api/v1/items/next", headers=rater).status_code == 204

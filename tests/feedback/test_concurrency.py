@@ -27,9 +27,9 @@ def test_20_raters_50_items_overlap_2(db):
                 session.commit()
                 if leased is None:
                     return
-                first = leased.responses_in_display_order[0].sample_id
+                first = leased.responses[0].sample_id
                 submit_rating(session, user_id, RatingInput(
-                    item_id=leased.item.id, verdict="preferred", preferred_response_id=first))
+                    item_id=leased.item_id, verdict="preferred", preferred_response_id=first))
                 session.commit()
         except BaseException as error:  # surfaced by the assertion below
             errors.append(error)

@@ -13,8 +13,8 @@ from tests.factories import make_items, make_user
 
 
 def prefer_first(leased) -> RatingInput:
-    first = leased.responses_in_display_order[0].sample_id
-    return RatingInput(item_id=leased.item.id, verdict="preferred", preferred_response_id=first)
+    first = leased.responses[0].sample_id
+    return RatingInput(item_id=leased.item_id, verdict="preferred", preferred_response_id=first)
 
 
 def test_overlap_is_filled_by_distinct_raters(any_db):
@@ -24,7 +24,7 @@ def test_overlap_is_filled_by_distinct_raters(any_db):
     first = lease_next_item(db, raters[0])
     second = lease_next_item(db, raters[1])
     db.commit()
-    assert first.item.id == second.item.id == item_id
+    assert first.item_id == second.item_id == item_id
     # Two live leases fill overlap 2: the third rater gets nothing.
     assert lease_next_item(db, raters[2]) is None
     submit_rating(db, raters[0], prefer_first(first))
@@ -41,7 +41,7 @@ def test_reload_resumes_the_same_lease(any_db):
     rater = make_user(db, "r").id
     make_items(db, 3)
     first = lease_next_item(db, rater)
-    assert lease_next_item(db, rater).item.id == first.item.id
+    assert lease_next_item(db, rater).item_id == first.item_id
     assert open_items_for(db, rater) == 3
 
 
@@ -60,11 +60,11 @@ def test_expired_lease_returns_item_to_pool_but_late_answer_is_kept(any_db):
     # ...and once it is done, a late answer is refused with a clear message.
     [other_id] = make_items(db, 1, overlap=1)
     late = lease_next_item(db, slow)
-    assert late.item.id == other_id
+    assert late.item_id == other_id
     db.scalar(select(Lease).where(Lease.item_id == other_id)).expires_at -= timedelta(days=1)
     db.commit()
     taken = lease_next_item(db, fast)
-    assert taken.item.id == other_id
+    assert taken.item_id == other_id
     submit_rating(db, fast, prefer_first(taken))
     db.commit()
     with pytest.raises(LeaseExpired, match="expired"):
@@ -91,7 +91,7 @@ def test_submit_is_idempotent_and_a_changed_body_conflicts(any_db):
     assert db.scalar(select(func.count()).select_from(Rating)) == 1
     provenance = db.scalar(select(Rating)).provenance
     assert [p["sample_id"] for p in provenance] == [
-        r.sample_id for r in leased.responses_in_display_order]
+        r.sample_id for r in leased.responses]
 
 
 def test_bad_answers_are_refused_by_field(any_db):
@@ -99,13 +99,13 @@ def test_bad_answers_are_refused_by_field(any_db):
     rater = make_user(db, "r").id
     make_items(db, 1)
     leased = lease_next_item(db, rater)
-    item_id = leased.item.id
+    item_id = leased.item_id
     for answer, field in [
         (RatingInput(item_id=item_id, verdict="maybe"), "verdict"),
         (RatingInput(item_id=item_id, verdict="preferred", preferred_response_id=999), "preferred_response_id"),
         (RatingInput(item_id=item_id, verdict="tie", scores={999: 3}), "scores"),
         (RatingInput(item_id=item_id, verdict="tie",
-                     scores={leased.item.responses[0].sample_id: 9}), "scores"),
+                     scores={leased.responses[0].sample_id: 9}), "scores"),
     ]:
         with pytest.raises(InvalidInput) as error:
             submit_rating(db, rater, answer)
@@ -120,9 +120,9 @@ def test_unleased_item_is_a_conflict_and_skip_moves_on(any_db):
     first_id, second_id = make_items(db, 2)
     with pytest.raises(LeaseExpired, match="not leased to you"):
         submit_rating(db, rater, RatingInput(item_id=first_id, verdict="tie"))
-    assert lease_next_item(db, rater).item.id == first_id
+    assert lease_next_item(db, rater).item_id == first_id
     skip_item(db, rater, first_id)
-    assert lease_next_item(db, rater).item.id == second_id
+    assert lease_next_item(db, rater).item_id == second_id
     assert open_items_for(db, rater) == 1
 
 
@@ -131,7 +131,7 @@ def test_score_items_need_a_score(any_db):
     rater = make_user(db, "r").id
     make_items(db, 1, responses=1)
     leased = lease_next_item(db, rater)
-    sample_id = leased.item.responses[0].sample_id
+    sample_id = leased.responses[0].sample_id
     with pytest.raises(InvalidInput, match="need a score"):
-        submit_rating(db, rater, RatingInput(item_id=leased.item.id))
-    assert submit_rating(db, rater, RatingInput(item_id=leased.item.id, scores={sample_id: 6})).created
+        submit_rating(db, rater, RatingInput(item_id=leased.item_id))
+    assert submit_rating(db, rater, RatingInput(item_id=leased.item_id, scores={sample_id: 6})).created

@@ -10,7 +10,7 @@ def test_progress_counts_todays_answers_and_open_items(db):
     rater = make_user(db, "rita").id
     make_items(db, 4)
     leased = lease_next_item(db, rater)
-    submit_rating(db, rater, RatingInput(item_id=leased.item.id, verdict="tie"))
+    submit_rating(db, rater, RatingInput(item_id=leased.item_id, verdict="tie"))
     assert progress_for(db, rater) == Progress(rated_today=1, left=3)
     assert open_items_up_to(db, rater, 2) == 2
     assert open_items_up_to(db, rater, 10) == open_items_for(db, rater) == 3

@@ -99,7 +99,7 @@ def test_a_stale_form_gets_a_notice_and_the_next_item(client, db, rater):
     db.commit()
     other = make_user(db, "otto").id
     leased = lease_next_item(db, other)
-    assert leased.item.id == first_id
+    assert leased.item_id == first_id
     submit_rating(db, other, RatingInput(item_id=first_id, verdict="tie"))
     db.commit()
     reply = post_json(client, form, choice="a")

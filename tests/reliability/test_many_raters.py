@@ -27,7 +27,7 @@ def test_128_raters_on_one_process_get_no_errors(app_env, db, web_servers):
 
     async def main():
         now = time.monotonic()
-        await asyncio.gather(*(rater(name, token, server.port, "raw", now, now + SECONDS, results)
+        await asyncio.gather(*(rater(name, token, server.port, now, now + SECONDS, results)
                                for name, token in tokens.items()))
 
     # A fresh thread: an earlier browser test in the same run may have left an
