@@ -24,6 +24,7 @@ from worker.training.devices import autocast_for, pick_device
 from worker.training.logprobs import token_logprobs
 from worker.training.lora import add_lora, merged_model
 from worker.training.losses import dpo_loss
+from worker.training.packing import fit_triple, pack_pairs, packed_response_logps, supports_packing
 from worker.training.sequences import encode_prompt, encode_response, ensure_pad_token, pad_prompt_response
 
 ALGORITHM = "dpo"
@@ -71,20 +72,22 @@ def run_dpo(
     )
 
     # Data: token ids of both responses of every pair, truncated to max_length.
-    def encode(pair: PreferencePair) -> tuple[list[int], list[int], list[int]]:
-        prompt = encode_prompt(tokenizer, pair.prompt)
-        room = max(1, config.max_length - len(prompt))
-        return prompt, encode_response(tokenizer, pair.chosen)[:room], encode_response(tokenizer, pair.rejected)[:room]
-
-    encoded = [encode(pair) for pair in pairs]
+    encoded = [fit_triple(encode_prompt(tokenizer, pair.prompt), encode_response(tokenizer, pair.chosen),
+                          encode_response(tokenizer, pair.rejected), config.max_length) for pair in pairs]
     smoothing = [0.5 if pair.tie else config.label_smoothing for pair in pairs]
+    packing = supports_packing(policy)
 
     def response_logps(model: torch.nn.Module, rows: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Summed log-probs of the chosen and rejected responses, (B,) each, from one 2B-row pass."""
-        prompts = [encoded[i][0] for i in rows] * 2
-        responses = [encoded[i][1] for i in rows] + [encoded[i][2] for i in rows]
-        input_ids, attention_mask, response_mask = pad_prompt_response(prompts, responses, tokenizer.pad_token_id)
+        """Summed log-probs of the chosen and rejected responses, (B,) each, from one pass."""
         with autocast_for(device, config.dtype):
+            if packing:  # each prompt once, pairs packed into rows (see worker.training.packing)
+                chosen, rejected = packed_response_logps(
+                    model, pack_pairs([encoded[i] for i in rows], tokenizer.pad_token_id), device)
+                return chosen.float(), rejected.float()
+            prompts = [encoded[i][0] for i in rows] * 2
+            responses = [encoded[i][1] for i in rows] + [encoded[i][2] for i in rows]
+            input_ids, attention_mask, response_mask = pad_prompt_response(
+                prompts, responses, tokenizer.pad_token_id)
             logprobs, _ = token_logprobs(model, input_ids.to(device), attention_mask.to(device))  # (2B, T-1)
         summed = (logprobs.float() * response_mask[:, 1:].to(device)).sum(-1)  # (2B,)
         return summed[: len(rows)], summed[len(rows) :]

@@ -27,6 +27,7 @@ from worker.training.data import PreferencePair, ScoredResponse, TrainingCancell
 from worker.training.devices import autocast_for, pick_device
 from worker.training.lora import add_lora, merged_model, unwrap_model
 from worker.training.losses import bradley_terry_loss
+from worker.training.packing import Triple, fit_triple, pack_pairs, packed_call, packed_last_hidden, supports_packing
 from worker.training.sequences import (
     encode_prompt,
     encode_response,
@@ -94,12 +95,21 @@ def fit_reward_model(
     total_steps = steps_per_epoch * config.epochs
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 - step / total_steps)
 
-    def encode(prompt: str, response: str) -> list[int]:
-        return (encode_prompt(tokenizer, prompt) + encode_response(tokenizer, response))[: config.max_length]
+    def triple_of(c: PreferencePair) -> Triple:
+        return fit_triple(encode_prompt(tokenizer, c.prompt), encode_response(tokenizer, c.chosen),
+                          encode_response(tokenizer, c.rejected), config.max_length)
+
+    triples = {c: triple_of(c) for c in comparisons}  # token ids of every comparison, once
+    packing = supports_packing(model)
 
     def rewards_of(batch: list[PreferencePair]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Chosen and rejected rewards (B,), (B,) from one forward pass over 2B rows."""
-        sequences = [encode(c.prompt, c.chosen) for c in batch] + [encode(c.prompt, c.rejected) for c in batch]
+        """Chosen and rejected rewards (B,), (B,) from one forward pass."""
+        rows = [triples[c] for c in batch]
+        if packing:  # each prompt once, pairs packed into rows (see worker.training.packing)
+            inner = unwrap_model(model)
+            chosen, rejected = packed_last_hidden(inner.base_model, pack_pairs(rows, tokenizer.pad_token_id), device)
+            return inner.score(chosen).squeeze(-1), inner.score(rejected).squeeze(-1)
+        sequences = [p + c for p, c, _ in rows] + [p + r for p, _, r in rows]
         rewards = score_sequences(model, sequences, tokenizer.pad_token_id, device)  # (2B,)
         return rewards[: len(batch)], rewards[len(batch) :]
 
@@ -137,16 +147,20 @@ def fit_reward_model(
             if on_metrics is not None:
                 on_metrics(step, metrics)
 
-    # Normalisation over the responses it was trained on.
+    # Normalisation over the responses it was trained on, each once: two responses
+    # to the same prompt share a row (an odd one out is paired with itself).
     model.eval()
-    reference = sorted({(c.prompt, r) for c in comparisons for r in (c.chosen, c.rejected)})
+    by_prompt: dict[str, list[str]] = defaultdict(list)
+    for prompt, response in sorted({(c.prompt, r) for c in comparisons for r in (c.chosen, c.rejected)}):
+        by_prompt[prompt].append(response)
+    couples = [PreferencePair(prompt, responses[i], responses[min(i + 1, len(responses) - 1)])
+               for prompt, responses in by_prompt.items() for i in range(0, len(responses), 2)]
+    triples.update((c, triple_of(c)) for c in couples)
     with torch.no_grad():
-        reference_rewards = torch.cat(
-            [
-                score_sequences(model, [encode(p, r) for p, r in reference[i : i + 64]], tokenizer.pad_token_id, device)
-                for i in range(0, len(reference), 64)
-            ]
-        )
+        first, second = (torch.cat(side) for side in zip(
+            *(rewards_of(couples[i : i + 64]) for i in range(0, len(couples), 64))))
+    own = torch.tensor([c.chosen != c.rejected for c in couples], device=first.device)
+    reference_rewards = torch.cat([first, second[own]])
     normalisation = {"mean": reference_rewards.mean().item(), "std": reference_rewards.std().clamp(min=1e-6).item()}
 
     # Checkpoint.
@@ -196,11 +210,14 @@ def token_scores(model: PreTrainedModel, input_ids: torch.Tensor, attention_mask
     comparing ids with the pad id, which fails when pad equals EOS.
     """
     inner = unwrap_model(model)
-    hidden = inner.base_model(
-        input_ids=input_ids,
-        attention_mask=attention_mask,
-        position_ids=position_ids_for(attention_mask),
-    ).last_hidden_state  # (B, T, H)
+    if supports_packing(inner):  # the same numbers, without computing the padding
+        hidden = packed_call(
+            lambda ids, mask, positions: inner.base_model(
+                input_ids=ids, attention_mask=mask, position_ids=positions).last_hidden_state,
+            input_ids, attention_mask)
+    else:
+        hidden = inner.base_model(input_ids=input_ids, attention_mask=attention_mask,
+                                  position_ids=position_ids_for(attention_mask)).last_hidden_state  # (B, T, H)
     return inner.score(hidden).squeeze(-1)
 
 
