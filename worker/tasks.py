@@ -1,5 +1,7 @@
 """Celery tasks: thin wrappers that take ids and call the worker's plain functions."""
 
+import logging
+
 from celery.signals import worker_ready
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
@@ -11,6 +13,8 @@ from app.training.schemas import RoundSettings
 from app.settings import get_settings
 from app.training.service import auto_round_due, fail_stale_rounds, launch_round
 from worker.celery_app import celery_app
+
+logger = logging.getLogger(__name__)
 
 
 @celery_app.task(name="tuneloop.refill_pool", autoretry_for=(OperationalError,),
@@ -51,7 +55,14 @@ def dispatch_rounds_task() -> list[int]:
 
 
 @worker_ready.connect
-def _refill_on_start(sender, **_) -> None:
-    """A generation worker fills the pool as soon as it starts, not at the first beat."""
-    if any(queue.name == "generate" for queue in sender.task_consumer.queues):
+def _on_start(sender, **_) -> None:
+    """A generation worker fills the pool as soon as it starts, not at the first beat;
+    a training worker first clears what killed writers left half-written."""
+    queues = {queue.name for queue in sender.task_consumer.queues}
+    if "generate" in queues:
         refill_pool_task.apply_async(queue="generate")
+    if "train" in queues:
+        from worker.training.checkpoint_io import sweep_partial
+
+        for staging in sweep_partial(get_settings().checkpoint_dir):
+            logger.warning("removed %s, left half-written by a stopped worker", staging)

@@ -76,3 +76,22 @@ def test_published_checkpoints_are_never_overwritten(tmp_path, save_tiny_model):
         publish(out_dir, save_tiny_model)
     assert read_metadata(out_dir) == before
     assert (out_dir / METADATA_FILE).is_file()
+
+
+def test_sweep_removes_only_old_staging_directories(tmp_path, save_tiny_model):
+    import os
+    import time
+
+    from worker.training.checkpoint_io import sweep_partial
+
+    published = write_checkpoint(tmp_path / "round-1", save_tiny_model, algorithm="dpo", config={},
+                                 metrics={}, parent=None)
+    old = tmp_path / "rounds" / "7" / ".reward_model.partial-0badc0de"
+    old.mkdir(parents=True)
+    (old / "model.safetensors").write_bytes(b"half")
+    hour_ago = time.time() - 7200
+    os.utime(old, (hour_ago, hour_ago))
+    fresh = tmp_path / ".round-2.partial-12345678"  # maybe being written right now
+    fresh.mkdir()
+    assert sweep_partial(tmp_path) == [old]
+    assert not old.exists() and fresh.exists() and published.exists()

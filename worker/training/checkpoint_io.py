@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -21,6 +22,8 @@ from typing import Any
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
 METADATA_FILE = "tuneloop.json"
+# Marks a staging directory: `.<name>.partial-<random>` beside the checkpoint it becomes.
+PARTIAL = ".partial-"
 # Checkpoints whose weights are a scalar-head classifier rather than a causal LM.
 SEQUENCE_CLASSIFIER_ALGORITHMS = {"reward_model"}
 
@@ -100,7 +103,7 @@ def write_checkpoint(
     if out_dir.exists():
         raise FileExistsError(f"checkpoint {out_dir} already exists")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = out_dir.parent / f".{out_dir.name}.partial-{uuid.uuid4().hex[:8]}"
+    staging = out_dir.parent / f".{out_dir.name}{PARTIAL}{uuid.uuid4().hex[:8]}"
     try:
         staging.mkdir()
         write_files(staging)
@@ -122,6 +125,22 @@ def write_checkpoint(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return out_dir
+
+
+def sweep_partial(root: Path, older_than_seconds: float = 3600.0) -> list[Path]:
+    """Remove staging directories a killed writer left under `root` (any depth).
+
+    A writer that dies (SIGKILL, power loss) cannot clean up after itself; its
+    staging directory was never visible as a checkpoint, only disk use. Ones
+    touched within `older_than_seconds` are left alone: another worker may be
+    writing them now. Returns what was removed."""
+    cutoff = time.time() - older_than_seconds
+    removed = []
+    for staging in list(Path(root).rglob(f".*{PARTIAL}*")):
+        if staging.is_dir() and staging.stat().st_mtime < cutoff:
+            shutil.rmtree(staging, ignore_errors=True)
+            removed.append(staging)
+    return removed
 
 
 def _fsync_parent(out_dir: Path) -> None:
