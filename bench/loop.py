@@ -188,7 +188,7 @@ def rate_items(user_id: int, count: int, rule: Rule, noise: float, rng: random.R
             leased = lease_next_item(db, user_id, rng=rng)
             if leased is None:
                 return done
-            body = answer_item(rule, leased_item_view(db, leased).model_dump(mode="json"), noise, rng)
+            body = answer_item(rule, leased_item_view(leased).model_dump(mode="json"), noise, rng)
             body["scores"] = {int(k): v for k, v in body.get("scores", {}).items()}
             submit_rating(db, user_id, RatingInput(**body))
     return count

@@ -12,6 +12,7 @@ optimiser steps or iterations:
   reward model   fit_reward_model          vs  trl.RewardTrainer
   DPO            run_dpo                   vs  trl.DPOTrainer
   RL             run_ppo (PPO, value head) vs  trl.RLOOTrainer (TRL has no PPO since 1.13)
+  RL, to reward  run_ppo for half the iterations vs RLOO for as long as the full PPO run took
 
 Ties carry no label TRL can use, so both sides get only decided pairs. TRL's
 configs default to bf16 and gradient checkpointing even on a CPU; both are
@@ -112,6 +113,7 @@ def main() -> None:
             lambda out: trl_rloo(base, tokenizer, reward_model, args.rule, args.rl_steps, runs / f"trl-rloo-{out}"),
         ),
     ]
+    results.append(rl_time_to_reward(base, tokenizer, reward_model, args.rule, args.rl_steps, results[-1], runs))
 
     print()
     print(f"{'task':<15}{'metric':<32}{'ours':>10}{'TRL':>10}{'ours/TRL':>10}")
@@ -233,7 +235,24 @@ def compare(task: str, unit: str, count: int, repeats: int, ours, theirs) -> dic
     figures[f"{unit}/CPU-s, whole call"] = (count / best_ours.time.cpu, count / best_trl.time.cpu)
     for metric, value in ours_runs[-1].quality.items():
         figures[metric] = (value, trl_runs[-1].quality[metric])
-    return {"task": task, "figures": figures, "load_average": (min(loads), max(loads))}
+    return {"task": task, "figures": figures, "load_average": (min(loads), max(loads)),
+            "wall": (best_ours.time.wall, best_trl.time.wall)}
+
+
+def rl_time_to_reward(base, tokenizer, reward_model: Path, rule: str, steps: int, rl: dict, runs: Path) -> dict:
+    """PPO and RLOO do different work per iteration, so rollouts/s alone says little.
+    Here RLOO gets as many iterations as fit in the wall time our PPO took for
+    `steps`, and our PPO gets half its iterations: if it still reaches the higher
+    reward, it got there in under half of RLOO's time."""
+    ppo_wall, rloo_wall = rl["wall"]
+    rloo_steps = max(steps, round(steps * ppo_wall / rloo_wall))
+    load = os.getloadavg()[0]
+    rloo = trl_rloo(base, tokenizer, reward_model, rule, rloo_steps, runs / "trl-rloo-equal-time")
+    half = ours_ppo(base, reward_model, rule, max(1, steps // 2), runs / "ours-ppo-half-time")
+    figures = {"iterations": (float(max(1, steps // 2)), float(rloo_steps)),
+               "wall seconds, whole call": (half.time.wall, rloo.time.wall)}
+    figures |= {metric: (half.quality[metric], rloo.quality[metric]) for metric in half.quality}
+    return {"task": "RL, to reward", "figures": figures, "load_average": (load, os.getloadavg()[0])}
 
 
 def ours_reward_model(base, tokenizer, pairs, fresh_pairs, out_dir: Path) -> Run:
