@@ -8,7 +8,10 @@ tables, creates the raters (API tokens) and enough comparison items (each needin
     GET  /api/v1/items/next                      (lease)
     POST /api/v1/ratings  + Idempotency-Key      (submit: verdict "tie")
 
-as fast as the server answers, for --duration seconds after a --warmup. Printed:
+(--flow two-requests, the default; --flow one-request answers with
+POST /api/v1/ratings?lease_next=true, which also leases the next item; --flow
+batch leases --batch items with POST /api/v1/items/leases and answers them with
+POST /api/v1/ratings/bulk) as fast as the server answers, for --duration seconds after a --warmup. Printed:
 ratings accepted per second, p50/p95/p99 latency of lease and of submit, errors
 by kind, the CPU seconds spent by the server, PostgreSQL and this load generator,
 and the integrity check read back from the database: every acknowledged rating
@@ -123,11 +126,15 @@ class Results:
 
 
 async def rater(name: str, token: str, port: int, measure_from: float, until: float, results: Results,
-                *, client: str = "raw", flow: str = "two-requests") -> None:
+                *, client: str = "raw", flow: str = "two-requests", batch: int = 20) -> None:
     """Lease → submit until `until`. With --flow one-request the submit also leases the next
-    item (POST /ratings?lease_next=true), and a separate lease is only made when it ran dry."""
+    item (POST /ratings?lease_next=true), and a separate lease is only made when it ran dry;
+    with --flow batch, `batch` items are leased (POST /items/leases) and answered
+    (POST /ratings/bulk) per request pair."""
     from tests.reliability.harness import Ack
 
+    if flow == "batch":
+        return await batch_rater(name, token, port, measure_from, until, results, client, batch)
     one_request = flow == "one-request"
     submit_path = "/api/v1/ratings?lease_next=true" if one_request else "/api/v1/ratings"
     connection = (RawConnection if client == "raw" else HttpxConnection)(port, token)
@@ -172,6 +179,51 @@ async def rater(name: str, token: str, port: int, measure_from: float, until: fl
             if submitted >= measure_from:
                 results.submit_ms.append((done - submitted) * 1000)
                 results.accepted += status == 201
+    finally:
+        connection.close()
+
+
+async def batch_rater(name: str, token: str, port: int, measure_from: float, until: float, results: Results,
+                      client: str, batch: int) -> None:
+    from tests.reliability.harness import Ack
+
+    connection = (RawConnection if client == "raw" else HttpxConnection)(port, token)
+    try:
+        while time.monotonic() < until:
+            started = time.monotonic()
+            try:
+                status, body = await connection.request("POST", "/api/v1/items/leases", b'{"count": %d}' % batch)
+            except (OSError, asyncio.IncompleteReadError) as error:
+                results.errors[f"lease {error.__class__.__name__}"] += 1
+                await asyncio.sleep(0.05)
+                continue
+            items = [item["item_id"] for item in json.loads(body)["items"]] if status == 200 else []
+            if not items:
+                results.errors[f"lease {status}" if status != 200 else "lease empty"] += 1
+                await asyncio.sleep(0.05)
+                continue
+            leased = time.monotonic()
+            keys = [f"{name}-item-{item_id}" for item_id in items]
+            payload = json.dumps({"ratings": [{"item_id": item_id, "verdict": "tie", "idempotency_key": key}
+                                              for item_id, key in zip(items, keys)]}).encode()
+            while True:  # a bulk upload whose answer was lost is retried: its keys replay
+                try:
+                    status, body = await connection.request("POST", "/api/v1/ratings/bulk", payload)
+                    break
+                except (OSError, asyncio.IncompleteReadError) as error:
+                    results.errors[f"submit {error.__class__.__name__}"] += 1
+                    await asyncio.sleep(0.05)
+            done = time.monotonic()
+            if status in (200, 201):
+                reply = json.loads(body)
+                for item_id, key, rating in zip(items, keys, reply["ratings"]):
+                    results.acks.append(Ack(name, item_id, key, rating["id"], status))
+            else:
+                results.errors[f"submit {status}"] += 1
+            if started >= measure_from:
+                results.lease_ms.append((leased - started) * 1000)
+                results.submit_ms.append((done - leased) * 1000)
+                results.accepted += reply["created"] if status in (200, 201) else 0
     finally:
         connection.close()
 
@@ -288,7 +340,7 @@ def run_level(args, raters: int, database_url: str, server, pg_pid: int | None) 
         now = time.monotonic()
         measure_from, until = now + args.warmup, now + args.warmup + args.duration
         await asyncio.gather(*(rater(name, token, server.port, measure_from, until, results,
-                                      client=args.client, flow=args.flow)
+                                      client=args.client, flow=args.flow, batch=args.batch)
                                for name, token in tokens.items()))
 
     asyncio.run(main())
@@ -353,9 +405,11 @@ def main() -> int:
     parser.add_argument("--overlap", type=int, default=3, help="answers each item needs")
     parser.add_argument("--items", type=int, default=0, help="items per run (default: enough)")
     parser.add_argument("--client", choices=["raw", "httpx"], default="raw")
-    parser.add_argument("--flow", choices=["two-requests", "one-request"], default="two-requests",
-                        help="GET /items/next then POST /ratings for each answer, or POST "
-                             "/ratings?lease_next=true that answers and leases the next item at once")
+    parser.add_argument("--flow", choices=["two-requests", "one-request", "batch"], default="two-requests",
+                        help="GET /items/next then POST /ratings for each answer; POST "
+                             "/ratings?lease_next=true that answers and leases the next item at once; or "
+                             "POST /items/leases + POST /ratings/bulk for --batch items at a time")
+    parser.add_argument("--batch", type=int, default=20, help="items per request pair with --flow batch")
     parser.add_argument("--database-url", help="a local PostgreSQL to use (its tables are emptied)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
