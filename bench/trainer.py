@@ -12,7 +12,8 @@ optimiser steps or iterations:
   reward model   fit_reward_model          vs  trl.RewardTrainer
   DPO            run_dpo                   vs  trl.DPOTrainer
   RL             run_ppo (PPO, value head) vs  trl.RLOOTrainer (TRL has no PPO since 1.13)
-  RL, to reward  run_ppo for half the iterations vs RLOO for as long as the full PPO run took
+  RL, to reward  RLOO for as long as the full PPO run took vs run_ppo for the fewest
+                 iterations (2, 3, 4, ...) that reach RLOO's reward: time to equal reward
 
 Ties carry no label TRL can use, so both sides get only decided pairs. TRL's
 configs default to bf16 and gradient checkpointing even on a CPU; both are
@@ -240,18 +241,23 @@ def compare(task: str, unit: str, count: int, repeats: int, ours, theirs) -> dic
 
 
 def rl_time_to_reward(base, tokenizer, reward_model: Path, rule: str, steps: int, rl: dict, runs: Path) -> dict:
-    """PPO and RLOO do different work per iteration, so rollouts/s alone says little.
-    Here RLOO gets as many iterations as fit in the wall time our PPO took for
-    `steps`, and our PPO gets half its iterations: if it still reaches the higher
-    reward, it got there in under half of RLOO's time."""
+    """Time to equal reward. PPO and RLOO do different work per iteration, so rollouts/s
+    alone says little: RLOO gets as many iterations as fit in the wall time our PPO took
+    for `steps`, then our PPO runs with 2, 3, 4, ... iterations until its policy's mean
+    reward on unseen prompts is at least RLOO's; the two wall times are compared."""
     ppo_wall, rloo_wall = rl["wall"]
     rloo_steps = max(steps, round(steps * ppo_wall / rloo_wall))
     load = os.getloadavg()[0]
     rloo = trl_rloo(base, tokenizer, reward_model, rule, rloo_steps, runs / "trl-rloo-equal-time")
-    half = ours_ppo(base, reward_model, rule, max(1, steps // 2), runs / "ours-ppo-half-time")
-    figures = {"iterations": (float(max(1, steps // 2)), float(rloo_steps)),
-               "wall seconds, whole call": (half.time.wall, rloo.time.wall)}
-    figures |= {metric: (half.quality[metric], rloo.quality[metric]) for metric in half.quality}
+    for ppo_steps in sorted({2, 3, 4, 6, 8, steps}):
+        ours = ours_ppo(base, reward_model, rule, ppo_steps, runs / f"ours-ppo-{ppo_steps}-steps")
+        print(f"PPO {ppo_steps} iterations: {ours.time.wall:.1f} s, {ours.quality}; "
+              f"RLOO {rloo_steps}: {rloo.time.wall:.1f} s, {rloo.quality}", flush=True)
+        if ours.quality["reward"] >= rloo.quality["reward"]:
+            break
+    figures = {"iterations": (float(ppo_steps), float(rloo_steps)),
+               "wall seconds, whole call": (ours.time.wall, rloo.time.wall)}
+    figures |= {metric: (ours.quality[metric], rloo.quality[metric]) for metric in ours.quality}
     return {"task": "RL, to reward", "figures": figures, "load_average": (load, os.getloadavg()[0])}
 
 

@@ -1,9 +1,12 @@
 """Small builders for test data, going through the same services the app uses."""
 
+from datetime import timedelta
+
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.feedback.items import create_item
-from app.models import ItemPurpose, Prompt, Sample, User
+from app.models import Item, ItemPurpose, Lease, Prompt, Sample, User
 from app.users.service import create_user
 
 
@@ -28,3 +31,16 @@ def make_items(db: Session, count: int, *, overlap: int = 1, responses: int = 2,
         ids.append(item.id)
     db.commit()
     return ids
+
+
+def expire_leases(db: Session, item_id: int | None = None, ago: timedelta = timedelta(days=1)) -> None:
+    """Let time pass: live leases (of one item, or all) ran out `ago` (their raters still
+    hold them), and so did the items' full_until marks, which track the earliest expiry."""
+    leases, items = select(Lease), select(Item).where(Item.full_until.is_not(None))
+    if item_id is not None:
+        leases, items = leases.where(Lease.item_id == item_id), items.where(Item.id == item_id)
+    for lease in db.scalars(leases):
+        lease.expires_at -= ago
+    for item in db.scalars(items):
+        item.full_until -= ago
+    db.commit()

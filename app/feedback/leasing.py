@@ -16,7 +16,7 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import JSON, Connection, and_, bindparam, exists, func, select
+from sqlalchemy import JSON, Connection, and_, bindparam, exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -70,12 +70,19 @@ def _candidates(user_id, now):
     )
 
 
+def _claimable(user_id, now):
+    """_candidates without the items live leases fill (the caller's own included, which
+    it resumes instead), cheaply: with many raters holding many leases, the oldest open
+    items are full and the lease query would otherwise count each one's leases."""
+    return _candidates(user_id, now).where(or_(Item.full_until.is_(None), Item.full_until <= now))
+
+
 # The hot path's statements are built once, with bound parameters: building and
 # cache-keying a statement per request cost as much as running it.
 _USER, _ITEM = bindparam("user_id"), bindparam("item_id")
 _NOW = bindparam("now", type_=UTCDateTime())
 _CLAIMS_BY_OTHERS = select(_others_live(_ITEM, _USER, _NOW))
-_NEXT_OPEN = (_candidates(_USER, _NOW)
+_NEXT_OPEN = (_claimable(_USER, _NOW)
               .where(Item.id.not_in(bindparam("passed", expanding=True))).limit(1))
 _NEXT_OPEN_LOCKED = _NEXT_OPEN.with_for_update(skip_locked=True, of=Item.__table__)
 _HELD = (
@@ -109,6 +116,12 @@ def _lease_if_room(insert):
 
 
 _LEASE_IF_ROOM = {"postgresql": _lease_if_room(postgresql.insert), "sqlite": _lease_if_room(sqlite.insert)}
+_LIVE_LEASES = select(Lease.expires_at).where(Lease.item_id == _ITEM, _live(_NOW))
+# After a lease: if live leases now fill the item, mark it full until the first expires.
+_MARK_IF_FULL = update(Item).where(
+    Item.id == _ITEM,
+    Item.answers + select(func.count()).select_from(_LIVE_LEASES.subquery()).scalar_subquery() >= Item.overlap,
+).values(full_until=select(func.min(_LIVE_LEASES.subquery().c.expires_at)).scalar_subquery())
 
 
 def claims_by_others(db: Session, item_id: int, user_id: int, now: datetime) -> int:
@@ -183,6 +196,7 @@ def _claim_next(conn: Connection, user_id: int, now: datetime, passed: list[int]
         lease_id = conn.scalar(_LEASE_IF_ROOM[dialect], {
             "item_id": item_id, "user_id": user_id, "now": now, "expires": expires, "order": order})
         if lease_id is not None:
+            conn.execute(_MARK_IF_FULL, {"item_id": item_id, "now": now})
             return _leased(shown, item_id, lease_id, order, now, expires)
         passed.append(item_id)  # filled by others since the candidate query began
 
@@ -193,6 +207,8 @@ def skip_item(db: Session, user_id: int, item_id: int) -> None:
         lease = Lease(item_id=item_id, user_id=user_id, expires_at=utcnow(), display_order=[])
         db.add(lease)
     lease.skipped_at = utcnow()
+    # Its slot is free again: the item is no longer full.
+    db.execute(update(Item).where(Item.id == item_id).values(full_until=None))
     db.flush()
 
 

@@ -41,6 +41,10 @@ class Item(CreatedAt, Base):
     answers: Mapped[int] = mapped_column(default=0)
     # answers >= overlap; kept as a column so finding open items is one index scan.
     done: Mapped[bool] = mapped_column(default=False)
+    # Set when live leases fill the overlap: the earliest of their expiries. Until
+    # then the lease query passes the item without counting its leases (a hint;
+    # the count under the row lock still decides). Cleared when a lease is skipped.
+    full_until: Mapped[datetime | None]
 
     prompt: Mapped[Prompt] = relationship()
     responses: Mapped[list["ItemResponse"]] = relationship(

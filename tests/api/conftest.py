@@ -42,14 +42,3 @@ def rater(make_rater) -> dict[str, str]:
     return make_rater("rater")
 
 
-def expire_leases(db) -> None:
-    """Every live lease ran out a day ago (the rater still holds it)."""
-    from datetime import timedelta
-
-    from sqlalchemy import select
-
-    from app.models import Lease
-
-    for lease in db.scalars(select(Lease)):
-        lease.expires_at -= timedelta(days=1)
-    db.commit()

@@ -3,8 +3,7 @@
 from sqlalchemy import func, select
 
 from app.models import Rating
-from tests.api.conftest import expire_leases
-from tests.factories import make_items
+from tests.factories import expire_leases, make_items
 
 
 

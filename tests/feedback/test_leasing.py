@@ -1,6 +1,5 @@
 """Leasing and answering items: the rules raters rely on, on both backends."""
 
-from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -9,7 +8,7 @@ from app.errors import Conflict, InvalidInput, LeaseExpired, NotFound
 from app.feedback.leasing import lease_next_item, open_items_for, skip_item
 from app.feedback.ratings import RatingInput, submit_rating
 from app.models import Item, Lease, Rating
-from tests.factories import make_items, make_user
+from tests.factories import expire_leases, make_items, make_user
 
 
 def prefer_first(leased) -> RatingInput:
@@ -50,9 +49,7 @@ def test_expired_lease_returns_item_to_pool_but_late_answer_is_kept(any_db):
     slow, fast = make_user(db, "slow").id, make_user(db, "fast").id
     [item_id] = make_items(db, 1, overlap=1)
     leased = lease_next_item(db, slow)
-    lease = db.scalar(select(Lease))
-    lease.expires_at = lease.expires_at - timedelta(days=1)
-    db.commit()
+    expire_leases(db)
     # The item still needs an answer, so the late answer is kept...
     stored = submit_rating(db, slow, prefer_first(leased))
     assert stored.created
@@ -61,8 +58,7 @@ def test_expired_lease_returns_item_to_pool_but_late_answer_is_kept(any_db):
     [other_id] = make_items(db, 1, overlap=1)
     late = lease_next_item(db, slow)
     assert late.item_id == other_id
-    db.scalar(select(Lease).where(Lease.item_id == other_id)).expires_at -= timedelta(days=1)
-    db.commit()
+    expire_leases(db, other_id)
     taken = lease_next_item(db, fast)
     assert taken.item_id == other_id
     submit_rating(db, fast, prefer_first(taken))
@@ -135,3 +131,30 @@ def test_score_items_need_a_score(any_db):
     with pytest.raises(InvalidInput, match="need a score"):
         submit_rating(db, rater, RatingInput(item_id=leased.item_id))
     assert submit_rating(db, rater, RatingInput(item_id=leased.item_id, scores={sample_id: 6})).created
+
+
+def test_full_items_are_marked_until_their_first_lease_expires_or_is_skipped(any_db):
+    db = any_db
+    first, second, third = (make_user(db, f"r{i}").id for i in range(3))
+    [item_id] = make_items(db, 1, overlap=2)
+    lease_next_item(db, first)
+    db.commit()
+    assert db.get(Item, item_id).full_until is None  # one slot still open
+    taken = lease_next_item(db, second)
+    db.commit()
+    db.expire_all()
+    earliest = db.scalar(select(func.min(Lease.expires_at)))
+    assert db.get(Item, item_id).full_until == earliest <= taken.expires_at
+    assert lease_next_item(db, third) is None
+    skip_item(db, first, item_id)  # a slot frees up: the mark goes
+    db.commit()
+    db.expire_all()
+    assert db.get(Item, item_id).full_until is None
+    assert lease_next_item(db, third).item_id == item_id
+    db.commit()
+    # Full again (second and third); when their leases run out it is open again.
+    assert db.get(Item, item_id).full_until is not None
+    fourth = make_user(db, "r4").id
+    assert lease_next_item(db, fourth) is None
+    expire_leases(db)
+    assert lease_next_item(db, fourth).item_id == item_id

@@ -2,7 +2,6 @@
 friendly notices instead of errors, and nothing that reveals the model."""
 
 import re
-from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -11,7 +10,7 @@ from app.feedback.leasing import lease_next_item
 from app.feedback.ratings import RatingInput, submit_rating
 from app.models import Checkpoint, Lease, Rating, Sample
 from tests.auth.web_client import PASSWORD, csrf_from, login
-from tests.factories import make_items, make_user
+from tests.factories import expire_leases, make_items, make_user
 
 FIELD = re.compile(r'name="(item_id|side_a|side_b|idempotency_key)"\s+value="([^"]*)"')
 
@@ -95,8 +94,7 @@ def test_a_stale_form_gets_a_notice_and_the_next_item(client, db, rater):
     first_id, second_id = make_items(db, 2)
     form = form_of(client.get("/rate").text)
     # The lease runs out and another rater answers the item meanwhile.
-    db.scalar(select(Lease).where(Lease.item_id == first_id)).expires_at -= timedelta(days=1)
-    db.commit()
+    expire_leases(db, first_id)
     other = make_user(db, "otto").id
     leased = lease_next_item(db, other)
     assert leased.item_id == first_id

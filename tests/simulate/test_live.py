@@ -7,12 +7,12 @@ import sys
 import threading
 import time
 from dataclasses import replace
-from datetime import timedelta
 
 import httpx
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
-from app.models import ApiToken, Item, Lease, Rating, User, utcnow
+from app.models import ApiToken, Item, Rating, User
+from tests.factories import expire_leases
 from tests.simulate.conftest import make_rule_items
 from worker.rules import RULES
 from worker.simulated_raters import SimulationConfig, run_simulation, simulate
@@ -78,9 +78,7 @@ class AnotherRaterAnswersFirst(httpx.BaseTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         if request.method == "POST" and self.taken_item is None:
             self.taken_item = json.loads(request.content)["item_id"]
-            self.db.execute(update(Lease).where(Lease.item_id == self.taken_item)
-                            .values(expires_at=utcnow() - timedelta(seconds=1)))
-            self.db.commit()
+            expire_leases(self.db, self.taken_item)
             leased = self.rival.get("/items/next").json()
             assert leased["item_id"] == self.taken_item
             answer = {"item_id": self.taken_item, "verdict": "tie"}
