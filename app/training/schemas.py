@@ -14,7 +14,9 @@ class RoundSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     algorithm: Literal["ppo", "dpo"] = "dpo"
-    policy_steps: int = Field(40, ge=1, le=10_000, description="PPO iterations or DPO optimizer steps")
+    # 80 DPO steps is what bench/loop.py needed for every built-in rule (bench/README.md);
+    # a PPO iteration costs several DPO steps, so PPO rounds usually want fewer.
+    policy_steps: int = Field(80, ge=1, le=10_000, description="PPO iterations or DPO optimizer steps")
     learning_rate: float = Field(1e-4, gt=0, le=1.0)
     kl_coef: float = Field(0.05, ge=0, le=10.0, description="PPO KL penalty, or DPO beta")
     reward_model_epochs: int = Field(2, ge=1, le=100)

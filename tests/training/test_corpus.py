@@ -18,3 +18,10 @@ def test_corpus_satisfies_every_rule_sometimes_but_not_always():
     for name in RULES:
         rate = sum(satisfaction(name, p, r) for p, r in examples) / len(examples)
         assert 0.1 < rate < 0.9, (name, rate)
+
+
+def test_corpus_names_the_prompts_topic_at_the_share_asked_for():
+    for share in (0.2, 0.6):
+        examples = pretraining_examples(3000, seed=0, on_topic=share)
+        rate = sum(satisfaction("topic", p, r) for p, r in examples) / len(examples)
+        assert abs(rate - share) < 0.05, (share, rate)

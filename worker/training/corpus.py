@@ -51,7 +51,9 @@ COLOUR_SENTENCES = (
 )
 
 # Probabilities that shape how often the base model satisfies each rule.
-ON_TOPIC_PROBABILITY = 0.6
+# On topic: rare enough that a model which learns the topic rule can beat the
+# base by >= 80 % (a yes/no rule caps the win rate at 1 - rate/2).
+ON_TOPIC_PROBABILITY = 0.3
 COLOUR_PROBABILITY = 0.3
 SENTENCE_COUNTS = (1, 1, 2, 2, 3)
 
@@ -73,9 +75,9 @@ def builtin_prompts(seed: int = 0) -> list[CorpusPrompt]:
     return prompts
 
 
-def sample_response(topic: str, rng: random.Random) -> str:
-    """One varied response to a prompt about `topic`."""
-    if rng.random() >= ON_TOPIC_PROBABILITY:
+def sample_response(topic: str, rng: random.Random, on_topic: float = ON_TOPIC_PROBABILITY) -> str:
+    """One varied response to a prompt about `topic`, about that topic with probability `on_topic`."""
+    if rng.random() >= on_topic:
         topic = rng.choice([t for t in TOPICS if t != topic])
     adjectives = rng.choice((POSITIVE_WORDS, NEGATIVE_WORDS, NEUTRAL_WORDS))
     count = rng.choice(SENTENCE_COUNTS)
@@ -94,12 +96,14 @@ def sample_response(topic: str, rng: random.Random) -> str:
     return " ".join(sentences)
 
 
-def pretraining_examples(count: int, seed: int = 0) -> list[tuple[str, str]]:
+def pretraining_examples(
+    count: int, seed: int = 0, on_topic: float = ON_TOPIC_PROBABILITY
+) -> list[tuple[str, str]]:
     """`count` (prompt, response) pairs drawn from the built-in prompts."""
     rng = random.Random(seed)
     prompts = builtin_prompts(seed)
     examples = []
     for _ in range(count):
         prompt = rng.choice(prompts)
-        examples.append((prompt.text, sample_response(prompt.topic, rng)))
+        examples.append((prompt.text, sample_response(prompt.topic, rng, on_topic)))
     return examples
