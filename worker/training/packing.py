@@ -1,7 +1,8 @@
 """Sequences packed into rows for one forward pass, with little padding.
 
-Right-padded batches of prompt + response spend most of their compute on
-padding when lengths vary (rollouts of 4 to 48 tokens). Packing puts several
+Right-padded batches of prompt + response spend a large share of their compute
+on padding when lengths vary: a quarter to a third for the rollouts and rated
+pairs of the small local model (4 to 48 response tokens). Packing puts several
 sequences in one row (first fit, longest first) under a block-diagonal causal
 mask with positions restarting per sequence, so that each sequence's outputs are
 exactly those it gets alone (tests/training/test_packing.py checks it).
