@@ -1,5 +1,6 @@
 """The FastAPI application: routers, error mapping, middleware, static files."""
 
+import logging
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -17,6 +18,8 @@ from app.api.router import router as api_router
 from app.middleware import BodySizeLimit, DatabaseConcurrency, SecurityHeaders
 from app.pages.router import router as pages_router
 from app.settings import get_settings
+
+logger = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -66,6 +69,9 @@ async def _http_error(request: Request, error: StarletteHTTPException):
 
 async def _database_unavailable(request: Request, error: DBAPIError) -> JSONResponse:
     if isinstance(error, OperationalError) or error.connection_invalidated:
+        # The driver's error class and SQLSTATE only: the message can quote request data.
+        logger.warning("%s %s answered 503: %s (SQLSTATE %s)", request.method, request.url.path,
+                       type(error.orig).__name__, getattr(error.orig, "sqlstate", None))
         return JSONResponse({"detail": "database unavailable, retry shortly"}, status_code=503,
                             headers={"Retry-After": "1"})
     if isinstance(error, DataError):

@@ -43,4 +43,7 @@ def test_postgres_restarts_during_load(private_postgres, private_session, web_se
             assert "database unavailable" in body and headers.get("retry-after") == "1"
     assert "submit abandoned" not in tally.statuses
     assert "Traceback" not in server.log(), server.log()[-3000:]
+    # Operators can tell why: each 503 is logged with the driver's error class, not the request's data.
+    if any(what.endswith("503") for what in tally.bodies):
+        assert "answered 503: " in server.log(), server.log()[-3000:]
     assert integrity_problems(private_postgres.url, tally.acks) == []
