@@ -20,6 +20,9 @@ def run_worker(queues: list[str], *, beat: bool | None = None, loglevel: str = "
     argv = ["worker", "-Q", ",".join(queues), "--pool=solo", f"--loglevel={loglevel}",
             f"--hostname={'+'.join(queues)}@%h"]
     # The periodic refill and round dispatch run in the generate worker by default.
+    # Their schedule is kept in memory: at 10-15 s intervals there is nothing worth
+    # persisting, and the on-disk shelve once came back truncated and killed the beat
+    # at start (EOFError), which left the pool unrefilled.
     if beat if beat is not None else "generate" in queues:
-        argv += ["--beat", f"--schedule={settings.var_dir.resolve() / 'celerybeat-schedule'}"]
+        argv += ["--beat", "--scheduler=celery.beat:Scheduler"]
     celery_app.worker_main(argv)
