@@ -124,11 +124,18 @@ def submit_rating(db: Session, user_id: int, answer: RatingInput,
     check_rating(item.kind, {row.id for row in shown.values()}, answer)
 
     now = utcnow()
+    refusal = None
     if item.lease_id is None or item.skipped_at is not None:
-        raise LeaseExpired(f"item {answer.item_id} is not leased to you; ask for the next item")
-    if item.expires_at <= now and \
+        refusal = f"item {answer.item_id} is not leased to you; ask for the next item"
+    elif item.expires_at <= now and \
             item.answers + claims_by_others(db, answer.item_id, user_id, now) >= item.overlap:
-        raise LeaseExpired(f"your lease on item {answer.item_id} expired and other raters have answered it")
+        refusal = f"your lease on item {answer.item_id} expired and other raters have answered it"
+    if refusal:
+        # A copy of this answer (a retry racing its first attempt) may have been stored
+        # since the lookup above, ending the lease: then this is a replay.
+        if (earlier := _earlier(db, user_id, answer.item_id, idempotency_key)) is not None:
+            return _replay(earlier, request_hash)
+        raise LeaseExpired(refusal)
 
     values = dict(
         item_id=answer.item_id,

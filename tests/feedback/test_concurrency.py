@@ -3,13 +3,14 @@
 import threading
 from collections import Counter
 
-from sqlalchemy import select
+from sqlalchemy import event, func, select, text
 
 from app.db import get_sessionmaker
 from app.feedback.leasing import lease_next_item
 from app.feedback.ratings import RatingInput, submit_rating
 from app.models import Item, Rating
 from tests.factories import make_items, make_user
+from tests.services import wait_until
 
 
 def test_20_raters_50_items_overlap_2(db):
@@ -47,3 +48,77 @@ def test_20_raters_50_items_overlap_2(db):
     assert len(per_item) == 50 and set(per_item.values()) == {2}
     assert len(set(ratings)) == len(ratings) == 100
     assert all(item.done and item.answers == 2 for item in db.scalars(select(Item)))
+
+
+def test_a_retry_racing_its_first_attempt_replays_it(db):
+    """Both copies of one answer pass the replay lookup before either is stored, then queue
+    on the item's lock: the second must replay the first, not report a lost lease."""
+    rater = make_user(db, "twin").id
+    [item_id] = make_items(db, 1)
+    leased = lease_next_item(db, rater)
+    db.commit()
+    answer = RatingInput(item_id=item_id, verdict="preferred",
+                         preferred_response_id=leased.responses[0].sample_id)
+    blocker = get_sessionmaker()()
+    blocker.execute(select(Item).where(Item.id == item_id).with_for_update())  # both copies queue here
+    results: list = []
+    waiting = threading.Barrier(3)
+
+    def submit() -> None:
+        session = get_sessionmaker()()
+        try:
+            waiting.wait()
+            stored = submit_rating(session, rater, answer, idempotency_key="retry-1")
+            session.commit()
+            results.append((stored.rating.id, stored.created))
+        except BaseException as error:  # surfaced by the assertion below
+            results.append(error)
+        finally:
+            session.close()
+
+    threads = [threading.Thread(target=submit) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    waiting.wait()
+    wait_until(lambda: db.scalar(text(
+        "select count(*) from pg_stat_activity where wait_event_type = 'Lock'")) >= 2,
+        timeout=10, what="both submits waiting on the item's lock")
+    blocker.rollback()
+    blocker.close()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(created for _, created in results) == [False, True], results
+    assert results[0][0] == results[1][0]
+    assert db.scalar(select(func.count()).select_from(Rating)) == 1
+
+
+def test_a_retry_that_finds_the_lease_gone_replays_the_stored_answer(db):
+    """The second copy looks for an earlier answer, then the first copy is stored (ending
+    the lease) before the second reads the item: it must replay, not report a lost lease."""
+    rater = make_user(db, "twin").id
+    [item_id] = make_items(db, 1)
+    leased = lease_next_item(db, rater)
+    db.commit()
+    answer = RatingInput(item_id=item_id, verdict="preferred",
+                         preferred_response_id=leased.responses[0].sample_id)
+    at_item_query, go_on = threading.Event(), threading.Event()
+    late = get_sessionmaker()()
+
+    @event.listens_for(late.connection(), "before_cursor_execute")
+    def pause_before_reading_the_item(conn, cursor, statement, *args):
+        if statement.startswith("SELECT item.kind") and not at_item_query.is_set():
+            at_item_query.set()
+            go_on.wait(timeout=10)
+
+    outcome: list = []
+    second = threading.Thread(target=lambda: outcome.append(
+        submit_rating(late, rater, answer, idempotency_key="retry-2")))
+    second.start()
+    assert at_item_query.wait(timeout=10)
+    first = submit_rating(db, rater, answer, idempotency_key="retry-2")  # the first copy lands
+    db.commit()
+    go_on.set()
+    second.join(timeout=10)
+    late.close()
+    assert first.created and outcome and not outcome[0].created
+    assert outcome[0].rating.id == first.rating.id
