@@ -21,6 +21,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from worker.training.checkpoint_io import write_checkpoint
 from worker.training.data import PreferencePair, TrainingCancelled, TrainResult
 from worker.training.devices import autocast_for, pick_device
+from worker.training.kernels import use_fused_activations
 from worker.training.logprobs import token_logprobs
 from worker.training.lora import add_lora, merged_model
 from worker.training.losses import dpo_loss
@@ -63,7 +64,7 @@ def run_dpo(
     device = pick_device(config.device)
     tokenizer = AutoTokenizer.from_pretrained(policy_dir)
     ensure_pad_token(tokenizer)
-    policy = AutoModelForCausalLM.from_pretrained(policy_dir)
+    policy = use_fused_activations(AutoModelForCausalLM.from_pretrained(policy_dir))
     if config.lora_r > 0:
         policy = add_lora(policy, config.lora_r, config.lora_alpha, TaskType.CAUSAL_LM)
     policy.to(device).eval()

@@ -31,6 +31,7 @@ from worker.training.checkpoint_io import write_checkpoint
 from worker.training.data import TrainingCancelled, TrainResult
 from worker.training.devices import autocast_for, pick_device
 from worker.training.generation import generate_responses
+from worker.training.kernels import use_fused_activations
 from worker.training.kl_control import AdaptiveKLController, FixedKLController
 from worker.training.logprobs import token_logprobs
 from worker.training.lora import add_lora, merged_model, unwrap_model
@@ -96,8 +97,8 @@ def run_ppo(
     device = pick_device(config.device)
     tokenizer = AutoTokenizer.from_pretrained(policy_dir)
     ensure_pad_token(tokenizer)
-    policy = AutoModelForCausalLM.from_pretrained(policy_dir)
-    value_model = AutoModelForSequenceClassification.from_pretrained(reward_model_dir)
+    policy = use_fused_activations(AutoModelForCausalLM.from_pretrained(policy_dir))
+    value_model = use_fused_activations(AutoModelForSequenceClassification.from_pretrained(reward_model_dir))
     scorer = RewardScorer(reward_model_dir, config.device)
     if scorer.tokenizer.get_vocab() != tokenizer.get_vocab():
         # The value model (a copy of the reward model) reads the policy's token ids.

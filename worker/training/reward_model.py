@@ -26,6 +26,7 @@ from worker.training.checkpoint_io import read_metadata, write_checkpoint
 from worker.training.data import PreferencePair, ScoredResponse, TrainingCancelled, TrainResult
 from worker.training.devices import autocast_for, pick_device
 from worker.training.lora import add_lora, merged_model, unwrap_model
+from worker.training.kernels import use_fused_activations
 from worker.training.losses import bradley_terry_loss
 from worker.training.packing import Triple, fit_triple, pack_pairs, packed_call, packed_last_hidden, supports_packing
 from worker.training.sequences import (
@@ -72,9 +73,9 @@ def fit_reward_model(
     device = pick_device(config.device)
     tokenizer = AutoTokenizer.from_pretrained(policy_dir)
     ensure_pad_token(tokenizer)
-    model = AutoModelForSequenceClassification.from_pretrained(
+    model = use_fused_activations(AutoModelForSequenceClassification.from_pretrained(
         policy_dir, num_labels=1, pad_token_id=tokenizer.pad_token_id
-    )
+    ))
     if config.lora_r > 0:
         model = add_lora(model, config.lora_r, config.lora_alpha, TaskType.SEQ_CLS)
     model.to(device)
@@ -228,7 +229,8 @@ class RewardScorer:
         self.device = pick_device(device)
         self.tokenizer = AutoTokenizer.from_pretrained(directory)
         ensure_pad_token(self.tokenizer)
-        self.model = AutoModelForSequenceClassification.from_pretrained(directory).to(self.device).eval()
+        self.model = use_fused_activations(
+            AutoModelForSequenceClassification.from_pretrained(directory)).to(self.device).eval()
         normalisation = read_metadata(directory).get("reward_normalisation", {"mean": 0.0, "std": 1.0})
         self.mean, self.std = normalisation["mean"], normalisation["std"]
 
