@@ -115,7 +115,8 @@ def submit_rating(db: Session, user_id: int, answer: RatingInput,
         # A double click or a retry: same answer, same result.
         return _replay(earlier, request_hash)
 
-    conn, dialect = db.connection(), db.connection().dialect.name
+    conn = db.connection()
+    dialect = conn.dialect.name
     ids = {"user_id": user_id, "item_id": answer.item_id}
     item = conn.execute(_ITEM_AND_LEASE_LOCKED if dialect == "postgresql" else _ITEM_AND_LEASE, ids).first()
     if item is None:

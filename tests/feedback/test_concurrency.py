@@ -50,15 +50,21 @@ def test_20_raters_50_items_overlap_2(db):
     assert all(item.done and item.answers == 2 for item in db.scalars(select(Item)))
 
 
+def _leased_answer(db) -> tuple[int, RatingInput]:
+    """A rater holding a lease on one item, and their answer to it."""
+    rater = make_user(db, "twin").id
+    make_items(db, 1)
+    leased = lease_next_item(db, rater)
+    db.commit()
+    return rater, RatingInput(item_id=leased.item_id, verdict="preferred",
+                              preferred_response_id=leased.responses[0].sample_id)
+
+
 def test_a_retry_racing_its_first_attempt_replays_it(db):
     """Both copies of one answer pass the replay lookup before either is stored, then queue
     on the item's lock: the second must replay the first, not report a lost lease."""
-    rater = make_user(db, "twin").id
-    [item_id] = make_items(db, 1)
-    leased = lease_next_item(db, rater)
-    db.commit()
-    answer = RatingInput(item_id=item_id, verdict="preferred",
-                         preferred_response_id=leased.responses[0].sample_id)
+    rater, answer = _leased_answer(db)
+    item_id = answer.item_id
     blocker = get_sessionmaker()()
     blocker.execute(select(Item).where(Item.id == item_id).with_for_update())  # both copies queue here
     results: list = []
@@ -95,12 +101,7 @@ def test_a_retry_racing_its_first_attempt_replays_it(db):
 def test_a_retry_that_finds_the_lease_gone_replays_the_stored_answer(db):
     """The second copy looks for an earlier answer, then the first copy is stored (ending
     the lease) before the second reads the item: it must replay, not report a lost lease."""
-    rater = make_user(db, "twin").id
-    [item_id] = make_items(db, 1)
-    leased = lease_next_item(db, rater)
-    db.commit()
-    answer = RatingInput(item_id=item_id, verdict="preferred",
-                         preferred_response_id=leased.responses[0].sample_id)
+    rater, answer = _leased_answer(db)
     at_item_query, go_on = threading.Event(), threading.Event()
     late = get_sessionmaker()()
 

@@ -4,8 +4,7 @@ import torch
 import torch.nn.functional as F
 from transformers import PreTrainedModel
 
-from worker.training.packing import packed_call, supports_packing
-from worker.training.sequences import position_ids_for
+from worker.training.packing import unpadded_call
 
 
 def token_logprobs(
@@ -21,13 +20,9 @@ def token_logprobs(
     are divided by the sampling temperature so that the log-probs describe the
     distribution the tokens were actually sampled from.
     """
-    if supports_packing(model):  # the same numbers, without computing the padding
-        logits = packed_call(
-            lambda ids, mask, positions: model(input_ids=ids, attention_mask=mask, position_ids=positions).logits,
-            input_ids, attention_mask)
-    else:
-        logits = model(input_ids=input_ids, attention_mask=attention_mask,
-                       position_ids=position_ids_for(attention_mask)).logits
+    logits = unpadded_call(
+        model, lambda ids, mask, positions: model(input_ids=ids, attention_mask=mask, position_ids=positions).logits,
+        input_ids, attention_mask)
     logits = logits[:, :-1, :].float() / temperature  # (B, T-1, V)
     targets = input_ids[:, 1:]  # (B, T-1)
     logprobs = torch.gather(F.log_softmax(logits, dim=-1), 2, targets[:, :, None]).squeeze(-1)

@@ -28,14 +28,20 @@ from worker.training.devices import autocast_for, pick_device
 from worker.training.lora import add_lora, merged_model, unwrap_model
 from worker.training.kernels import use_fused_activations
 from worker.training.losses import bradley_terry_loss
-from worker.training.packing import Triple, fit_triple, pack_pairs, packed_call, packed_last_hidden, supports_packing
+from worker.training.packing import (
+    Triple,
+    fit_triple,
+    pack_pairs,
+    packed_last_hidden,
+    supports_packing,
+    unpadded_call,
+)
 from worker.training.sequences import (
     encode_prompt,
     encode_response,
     ensure_pad_token,
     last_token_index,
     pad_right,
-    position_ids_for,
 )
 
 ALGORITHM = "reward_model"
@@ -211,14 +217,10 @@ def token_scores(model: PreTrainedModel, input_ids: torch.Tensor, attention_mask
     comparing ids with the pad id, which fails when pad equals EOS.
     """
     inner = unwrap_model(model)
-    if supports_packing(inner):  # the same numbers, without computing the padding
-        hidden = packed_call(
-            lambda ids, mask, positions: inner.base_model(
-                input_ids=ids, attention_mask=mask, position_ids=positions).last_hidden_state,
-            input_ids, attention_mask)
-    else:
-        hidden = inner.base_model(input_ids=input_ids, attention_mask=attention_mask,
-                                  position_ids=position_ids_for(attention_mask)).last_hidden_state  # (B, T, H)
+    hidden = unpadded_call(
+        inner, lambda ids, mask, positions: inner.base_model(
+            input_ids=ids, attention_mask=mask, position_ids=positions).last_hidden_state,
+        input_ids, attention_mask)  # (B, T, H)
     return inner.score(hidden).squeeze(-1)
 
 
