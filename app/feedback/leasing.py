@@ -9,7 +9,9 @@ concurrent raters never overfill an item; on SQLite every transaction holds the
 write lock (see app.db), which is enough.
 
 This is the raters' hot path, so it speaks SQLAlchemy Core on the session's
-connection: four statements for a new lease, one to resume a held one.
+connection: the held leases, the candidates, their responses, one insert per new
+lease and one mark of the items they fill (five for one new lease), or one to
+resume a held lease.
 """
 
 import random
@@ -82,8 +84,13 @@ def _claimable(user_id, now):
 _USER, _ITEM = bindparam("user_id"), bindparam("item_id")
 _NOW = bindparam("now", type_=UTCDateTime())
 _CLAIMS_BY_OTHERS = select(_others_live(_ITEM, _USER, _NOW))
+# Open items above `after`, oldest first. A transaction that leases several items
+# takes their row locks in ascending id order, as bulk answers do (app.feedback.bulk):
+# SKIP LOCKED still waits on a row whose newer version another transaction holds,
+# and locks taken in one order on both sides cannot wait on each other in a cycle.
 _NEXT_OPEN = (_claimable(_USER, _NOW)
-              .where(Item.id.not_in(bindparam("passed", expanding=True))).limit(1))
+              .where(Item.id > bindparam("after"), Item.id.not_in(bindparam("passed", expanding=True)))
+              .limit(bindparam("limit")))
 _NEXT_OPEN_LOCKED = _NEXT_OPEN.with_for_update(skip_locked=True, of=Item.__table__)
 _HELD = (
     select(Lease.id, Lease.item_id, Lease.display_order, Lease.created_at, Lease.expires_at)
@@ -116,12 +123,13 @@ def _lease_if_room(insert):
 
 
 _LEASE_IF_ROOM = {"postgresql": _lease_if_room(postgresql.insert), "sqlite": _lease_if_room(sqlite.insert)}
-_LIVE_LEASES = select(Lease.expires_at).where(Lease.item_id == _ITEM, _live(_NOW))
-# After a lease: if live leases now fill the item, mark it full until the first expires.
+# After leasing: items whose live leases now fill them are marked full until the first expires.
 _MARK_IF_FULL = update(Item).where(
-    Item.id == _ITEM,
-    Item.answers + select(func.count()).select_from(_LIVE_LEASES.subquery()).scalar_subquery() >= Item.overlap,
-).values(full_until=select(func.min(_LIVE_LEASES.subquery().c.expires_at)).scalar_subquery())
+    Item.id.in_(bindparam("item_ids", expanding=True)),
+    Item.answers + select(func.count()).where(Lease.item_id == Item.id, _live(_NOW)).scalar_subquery()
+    >= Item.overlap,
+).values(full_until=select(func.min(Lease.expires_at)).where(Lease.item_id == Item.id, _live(_NOW))
+         .scalar_subquery())
 
 
 def claims_by_others(db: Session, item_id: int, user_id: int, now: datetime) -> int:
@@ -166,39 +174,40 @@ def lease_items(db: Session, user_id: int, count: int, *,
                 rng: random.Random | None = None) -> list[LeasedItem]:
     """Up to `count` items: the live leases the rater already holds first, then new ones.
 
-    Many at once are for clients that work offline and upload later."""
+    Many at once are for clients that work offline and upload later. New leases come
+    from one candidate query per round (a round falls short only when other raters
+    fill candidates in the meantime), and their items are locked in ascending id order."""
     conn, now = db.connection(), utcnow()
     leased = _held(conn, user_id, now, count)
-    passed = [one.item_id for one in leased]
+    held, after = [one.item_id for one in leased], 0
     while len(leased) < count:
-        claimed = _claim_next(conn, user_id, now, passed, rng or random)
-        if claimed is None:
+        item_ids = list(conn.scalars(_NEXT_OPEN_LOCKED if conn.dialect.name == "postgresql" else _NEXT_OPEN, {
+            "user_id": user_id, "now": now, "passed": held, "after": after, "limit": count - len(leased)}))
+        if not item_ids:
             break
-        leased.append(claimed)
-        passed.append(claimed.item_id)
+        leased += _lease_those_with_room(conn, user_id, now, item_ids, rng or random)
+        after = item_ids[-1]
     return leased
 
 
-def _claim_next(conn: Connection, user_id: int, now: datetime, passed: list[int],
-                rng) -> LeasedItem | None:
-    """Lease the rater the first open item whose id is not in `passed`."""
+def _lease_those_with_room(conn: Connection, user_id: int, now: datetime, item_ids: list[int],
+                           rng) -> list[LeasedItem]:
+    """Lease the rater those of these items that still have room (others may have filled
+    some since the candidate query began)."""
     dialect = conn.dialect.name
-    next_open = _NEXT_OPEN_LOCKED if dialect == "postgresql" else _NEXT_OPEN
     expires = now + timedelta(seconds=get_settings().lease_seconds)
-    passed = list(passed)
-    while True:
-        item_id = conn.scalar(next_open, {"user_id": user_id, "now": now, "passed": passed})
-        if item_id is None:
-            return None
-        shown = _shown(conn, [item_id])
+    shown = _shown(conn, item_ids)
+    leased = []
+    for item_id in item_ids:
         order = sorted(shown[item_id][2])
         rng.shuffle(order)
         lease_id = conn.scalar(_LEASE_IF_ROOM[dialect], {
             "item_id": item_id, "user_id": user_id, "now": now, "expires": expires, "order": order})
         if lease_id is not None:
-            conn.execute(_MARK_IF_FULL, {"item_id": item_id, "now": now})
-            return _leased(shown, item_id, lease_id, order, now, expires)
-        passed.append(item_id)  # filled by others since the candidate query began
+            leased.append(_leased(shown, item_id, lease_id, order, now, expires))
+    if leased:
+        conn.execute(_MARK_IF_FULL, {"item_ids": [one.item_id for one in leased], "now": now})
+    return leased
 
 
 def skip_item(db: Session, user_id: int, item_id: int) -> None:
