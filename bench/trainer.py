@@ -60,7 +60,7 @@ from worker.training import (
     run_ppo,
 )
 from worker.training.reward_model import score_sequences
-from worker.training.sequences import PROMPT_SEPARATOR, encode_prompt, encode_response
+from worker.training.sequences import PROMPT_SEPARATOR, encode_prompts, encode_responses
 
 PROMPTS = builtin_prompts(seed=0)
 TRAIN_PROMPTS = [p.text for p in PROMPTS[:300]]
@@ -178,8 +178,9 @@ def pair_accuracy(model, tokenizer, pairs: list[PreferencePair]) -> float:
     correct = 0
     for start in range(0, len(pairs), 64):
         batch = pairs[start : start + 64]
-        sequences = [encode_prompt(tokenizer, p.prompt) + encode_response(tokenizer, p.chosen) for p in batch]
-        sequences += [encode_prompt(tokenizer, p.prompt) + encode_response(tokenizer, p.rejected) for p in batch]
+        prompts = encode_prompts(tokenizer, [p.prompt for p in batch])
+        sequences = [p + r for p, r in zip(prompts * 2, encode_responses(
+            tokenizer, [p.chosen for p in batch] + [p.rejected for p in batch]))]
         rewards = score_sequences(model, sequences, tokenizer.pad_token_id, model.device)
         correct += (rewards[: len(batch)] > rewards[len(batch) :]).sum().item()
     return correct / len(pairs)

@@ -4,10 +4,11 @@ import random
 
 import pytest
 import torch
-from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
 from worker.training.logprobs import token_logprobs
-from worker.training.packing import pack_pairs, packed_last_hidden, packed_response_logps
+from worker.training.data import PreferencePair
+from worker.training.packing import encode_pairs, pack_pairs, packed_last_hidden, packed_response_logps
 from worker.training.sequences import pad_prompt_response, pad_right, position_ids_for
 
 CPU = torch.device("cpu")
@@ -123,3 +124,17 @@ def test_token_logprobs_and_scores_are_packed_and_exact(tiny_base_model):
                                    atol=1e-4, rtol=1e-4)
     # The packed call had fewer token slots than the padded batch.
     assert calls[0].numel() < ids.numel()
+
+
+def test_pairs_are_tokenized_in_batch_as_each_text_alone(tiny_base_model):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_base_model)
+    pairs = [PreferencePair("Tell me about the sea", "Blue waves.", "It is big & wet <b>!"),
+             PreferencePair("Tell me about the sea", "It is big & wet <b>!", ""),
+             PreferencePair("Café?", "Oui, très bien.", "No")]
+    alone = lambda text: tokenizer.encode(text, add_special_tokens=False)  # noqa: E731
+    expected = [([tokenizer.bos_token_id, *alone(p.prompt + "\n")], alone(p.chosen) + [tokenizer.eos_token_id],
+                 alone(p.rejected) + [tokenizer.eos_token_id]) for p in pairs]
+    assert encode_pairs(tokenizer, pairs, max_length=256) == expected
+    # Truncated so that the prompt and either response fit.
+    prompt, chosen, rejected = encode_pairs(tokenizer, pairs[:1], max_length=8)[0]
+    assert len(prompt) + max(len(chosen), len(rejected)) <= 8

@@ -14,7 +14,8 @@ from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
 from worker.training.checkpoint_io import METADATA_FILE, write_checkpoint
 from worker.training.corpus import ON_TOPIC_PROBABILITY, pretraining_examples
-from worker.training.sequences import PROMPT_SEPARATOR, encode_prompt, encode_response, pad_right, position_ids_for
+from worker.training.kernels import adamw
+from worker.training.sequences import PROMPT_SEPARATOR, encode_prompts, encode_responses, pad_right, position_ids_for
 
 BOS, EOS, PAD = "<|bos|>", "<|eos|>", "<|pad|>"
 
@@ -53,7 +54,8 @@ def build_base_model(out_dir: Path, config: BaseModelConfig | None = None) -> Pa
     # Data: (prompt, response) pairs in the same token layout generation uses.
     examples = pretraining_examples(config.examples, seed=config.seed, on_topic=config.on_topic)
     tokenizer = train_tokenizer([p + PROMPT_SEPARATOR + r for p, r in examples], config.vocab_size)
-    sequences = [encode_prompt(tokenizer, p) + encode_response(tokenizer, r) for p, r in examples]
+    sequences = [p + r for p, r in zip(encode_prompts(tokenizer, [p for p, _ in examples]),
+                                       encode_responses(tokenizer, [r for _, r in examples]))]
 
     # Model.
     model = GPT2LMHeadModel(
@@ -76,7 +78,7 @@ def build_base_model(out_dir: Path, config: BaseModelConfig | None = None) -> Pa
     model.generation_config.pad_token_id = tokenizer.pad_token_id
 
     # Loop: AdamW with linear warmup then cosine decay.
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=0.01)
+    optimizer = adamw(model.parameters(), lr=config.learning_rate, weight_decay=0.01)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: _warmup_cosine(step, config.warmup_steps, config.steps)
     )

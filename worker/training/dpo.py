@@ -21,12 +21,12 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from worker.training.checkpoint_io import write_checkpoint
 from worker.training.data import PreferencePair, TrainingCancelled, TrainResult
 from worker.training.devices import autocast_for, pick_device
-from worker.training.kernels import use_fused_activations
+from worker.training.kernels import adamw, use_fused_activations
 from worker.training.logprobs import token_logprobs
 from worker.training.lora import add_lora, merged_model
 from worker.training.losses import dpo_loss
-from worker.training.packing import fit_triple, pack_pairs, packed_response_logps, supports_packing
-from worker.training.sequences import encode_prompt, encode_response, ensure_pad_token, pad_prompt_response
+from worker.training.packing import encode_pairs, pack_pairs, packed_response_logps, supports_packing
+from worker.training.sequences import ensure_pad_token, pad_prompt_response
 
 ALGORITHM = "dpo"
 
@@ -68,13 +68,12 @@ def run_dpo(
     if config.lora_r > 0:
         policy = add_lora(policy, config.lora_r, config.lora_alpha, TaskType.CAUSAL_LM)
     policy.to(device).eval()
-    optimizer = torch.optim.AdamW(
+    optimizer = adamw(
         [p for p in policy.parameters() if p.requires_grad], lr=config.learning_rate, weight_decay=0.0
     )
 
     # Data: token ids of both responses of every pair, truncated to max_length.
-    encoded = [fit_triple(encode_prompt(tokenizer, pair.prompt), encode_response(tokenizer, pair.chosen),
-                          encode_response(tokenizer, pair.rejected), config.max_length) for pair in pairs]
+    encoded = encode_pairs(tokenizer, pairs, config.max_length)
     smoothing = [0.5 if pair.tie else config.label_smoothing for pair in pairs]
     packing = supports_packing(policy)
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from worker.training.sequences import encode_prompt, pad_left, position_ids_for
+from worker.training.sequences import encode_prompts, pad_left, position_ids_for
 
 
 @dataclass
@@ -43,7 +43,7 @@ def generate_responses(
     results = []
     for start in range(0, len(prompts), batch_size):
         batch = prompts[start : start + batch_size]
-        prompt_ids = [encode_prompt(tokenizer, p) for p in batch]
+        prompt_ids = encode_prompts(tokenizer, batch)
         new_tokens = _sample_batch(
             model, prompt_ids, tokenizer.pad_token_id, tokenizer.eos_token_id,
             max_new_tokens, temperature, top_k, top_p, generator,

@@ -34,7 +34,8 @@ import torch
 import torch.nn.functional as F
 from transformers import PreTrainedModel
 
-from worker.training.sequences import position_ids_for
+from worker.training.data import PreferencePair
+from worker.training.sequences import encode_prompts, encode_responses, position_ids_for
 
 Triple = tuple[list[int], list[int], list[int]]  # prompt, chosen, rejected token ids
 
@@ -63,6 +64,16 @@ def fit_triple(prompt: list[int], chosen: list[int], rejected: list[int], max_le
     prompt = prompt[: max_length - 1]
     room = max_length - len(prompt)
     return prompt, chosen[:room], rejected[:room]
+
+
+def encode_pairs(tokenizer, pairs: list[PreferencePair], max_length: int) -> list[Triple]:
+    """Token ids of each pair, fitted to max_length; every distinct text is tokenized once, in batch."""
+    prompts = list(dict.fromkeys(pair.prompt for pair in pairs))
+    responses = list(dict.fromkeys(r for pair in pairs for r in (pair.chosen, pair.rejected)))
+    prompt_ids = dict(zip(prompts, encode_prompts(tokenizer, prompts)))
+    response_ids = dict(zip(responses, encode_responses(tokenizer, responses)))
+    return [fit_triple(prompt_ids[pair.prompt], response_ids[pair.chosen], response_ids[pair.rejected], max_length)
+            for pair in pairs]
 
 
 def supports_packing(model: PreTrainedModel) -> bool:
@@ -147,14 +158,14 @@ def pack_pairs(triples: list[Triple], pad_id: int) -> PackedPairs:
             chosen_last[i], rejected_last[i] = base + p + c - 1, base + p + c + q - 1
             # Each response token is predicted by the position before it; the first
             # token of either response by the prompt's last token.
-            for k in range(c):
-                predictor.append(base + p + k - 1)
-                target.append(chosen[k])
-                owner.append(i)
-            for k in range(q):
-                predictor.append(base + p - 1 if k == 0 else base + p + c + k - 1)
-                target.append(rejected[k])
-                owner.append(n + i)
+            predictor += range(base + p - 1, base + p + c - 1)
+            target += chosen
+            owner += [i] * c
+            if q:
+                predictor.append(base + p - 1)
+                predictor += range(base + p + c, base + p + c + q - 1)
+                target += rejected
+                owner += [n + i] * q
             start = end
         # Padding attends to itself only (a row of the mask that allows nothing gives NaN).
         pads = torch.arange(start, width)

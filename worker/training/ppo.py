@@ -31,7 +31,7 @@ from worker.training.checkpoint_io import write_checkpoint
 from worker.training.data import TrainingCancelled, TrainResult
 from worker.training.devices import autocast_for, pick_device
 from worker.training.generation import generate_responses
-from worker.training.kernels import use_fused_activations
+from worker.training.kernels import adamw, use_fused_activations
 from worker.training.kl_control import AdaptiveKLController, FixedKLController
 from worker.training.logprobs import token_logprobs
 from worker.training.lora import add_lora, merged_model, unwrap_model
@@ -117,7 +117,7 @@ def run_ppo(
     policy.to(device).eval()
     value_model.to(device).eval()
     trainable = [p for model in (policy, value_model) for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, eps=1e-5)
+    optimizer = adamw(trainable, lr=config.learning_rate, eps=1e-5)
     kl_controller = (
         AdaptiveKLController(config.kl_coef, config.kl_target, config.kl_horizon)
         if config.kl_target is not None

@@ -26,19 +26,18 @@ from worker.training.checkpoint_io import read_metadata, write_checkpoint
 from worker.training.data import PreferencePair, ScoredResponse, TrainingCancelled, TrainResult
 from worker.training.devices import autocast_for, pick_device
 from worker.training.lora import add_lora, merged_model, unwrap_model
-from worker.training.kernels import use_fused_activations
+from worker.training.kernels import adamw, use_fused_activations
 from worker.training.losses import bradley_terry_loss
 from worker.training.packing import (
-    Triple,
-    fit_triple,
+    encode_pairs,
     pack_pairs,
     packed_last_hidden,
     supports_packing,
     unpadded_call,
 )
 from worker.training.sequences import (
-    encode_prompt,
-    encode_response,
+    encode_prompts,
+    encode_responses,
     ensure_pad_token,
     last_token_index,
     pad_right,
@@ -85,7 +84,7 @@ def fit_reward_model(
     if config.lora_r > 0:
         model = add_lora(model, config.lora_r, config.lora_alpha, TaskType.SEQ_CLS)
     model.to(device)
-    optimizer = torch.optim.AdamW(
+    optimizer = adamw(
         [p for p in model.parameters() if p.requires_grad],
         lr=config.learning_rate,
         weight_decay=config.weight_decay,
@@ -102,11 +101,8 @@ def fit_reward_model(
     total_steps = steps_per_epoch * config.epochs
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 - step / total_steps)
 
-    def triple_of(c: PreferencePair) -> Triple:
-        return fit_triple(encode_prompt(tokenizer, c.prompt), encode_response(tokenizer, c.chosen),
-                          encode_response(tokenizer, c.rejected), config.max_length)
-
-    triples = {c: triple_of(c) for c in comparisons}  # token ids of every comparison, once
+    # Token ids of every comparison, once.
+    triples = dict(zip(comparisons, encode_pairs(tokenizer, comparisons, config.max_length)))
     packing = supports_packing(model)
 
     def rewards_of(batch: list[PreferencePair]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -162,7 +158,7 @@ def fit_reward_model(
         by_prompt[prompt].append(response)
     couples = [PreferencePair(prompt, responses[i], responses[min(i + 1, len(responses) - 1)])
                for prompt, responses in by_prompt.items() for i in range(0, len(responses), 2)]
-    triples.update((c, triple_of(c)) for c in couples)
+    triples.update(zip(couples, encode_pairs(tokenizer, couples, config.max_length)))
     with torch.no_grad():
         first, second = (torch.cat(side) for side in zip(
             *(rewards_of(couples[i : i + 64]) for i in range(0, len(couples), 64))))
@@ -239,9 +235,8 @@ class RewardScorer:
     @torch.no_grad()
     def score(self, prompts: list[str], responses: list[str], batch_size: int = 64) -> torch.Tensor:
         """Normalised rewards (N,), on the CPU."""
-        sequences = [
-            encode_prompt(self.tokenizer, p) + encode_response(self.tokenizer, r) for p, r in zip(prompts, responses)
-        ]
+        sequences = [p + r for p, r in zip(encode_prompts(self.tokenizer, prompts),
+                                           encode_responses(self.tokenizer, responses))]
         rewards = [
             score_sequences(self.model, sequences[i : i + batch_size], self.tokenizer.pad_token_id, self.device)
             for i in range(0, len(sequences), batch_size)

@@ -12,14 +12,21 @@ from transformers import PreTrainedTokenizerBase
 PROMPT_SEPARATOR = "\n"
 
 
-def encode_prompt(tokenizer: PreTrainedTokenizerBase, prompt: str) -> list[int]:
-    ids = tokenizer.encode(prompt + PROMPT_SEPARATOR, add_special_tokens=False)
+def encode_prompts(tokenizer: PreTrainedTokenizerBase, prompts: list[str]) -> list[list[int]]:
+    """Token ids of each prompt, tokenized in one batch call."""
+    if not prompts:
+        return []
     bos = tokenizer.bos_token_id
-    return ids if bos is None else [bos, *ids]
+    encoded = tokenizer([p + PROMPT_SEPARATOR for p in prompts], add_special_tokens=False)["input_ids"]
+    return encoded if bos is None else [[bos, *ids] for ids in encoded]
 
 
-def encode_response(tokenizer: PreTrainedTokenizerBase, response: str) -> list[int]:
-    return [*tokenizer.encode(response, add_special_tokens=False), tokenizer.eos_token_id]
+def encode_responses(tokenizer: PreTrainedTokenizerBase, responses: list[str]) -> list[list[int]]:
+    """Token ids of each response, EOS included, tokenized in one batch call."""
+    if not responses:
+        return []
+    encoded = tokenizer(list(responses), add_special_tokens=False)["input_ids"]
+    return [[*ids, tokenizer.eos_token_id] for ids in encoded]
 
 
 def ensure_pad_token(tokenizer: PreTrainedTokenizerBase) -> None:
