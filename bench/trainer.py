@@ -17,7 +17,8 @@ optimiser steps or iterations:
 
 Ties carry no label TRL can use, so both sides get only decided pairs. TRL's
 configs default to bf16 and gradient checkpointing even on a CPU; both are
-turned off. Throughput is measured over the training loop (TRL's
+turned off (`--dtype bfloat16` turns bf16 autocast on for both sides: our configs'
+`dtype`, TRL's `bf16`). Throughput is measured over the training loop (TRL's
 `train_samples_per_second`, our `*_per_second` metric) and over the whole call
 (setup, tokenisation, reference log-probs, saving included), in wall-clock
 and CPU seconds; each side runs `--repeats` times, alternating which goes
@@ -70,6 +71,7 @@ MAX_NEW_TOKENS = 48
 RM_EPOCHS, RM_LEARNING_RATE = 2, 3e-4
 DPO_EPOCHS, DPO_LEARNING_RATE, DPO_BETA = 2, 1e-4, 0.1
 RL_LEARNING_RATE, RL_KL_COEF = 1e-4, 0.05
+DTYPE = "float32"  # both sides; --dtype
 
 
 def main() -> None:
@@ -81,7 +83,12 @@ def main() -> None:
     # One thread by default: on a shared machine two threads of a tiny model
     # spin-wait on each other and the figures swing 5-15x with other jobs' load.
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads, both sides")
+    parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
+                        help="precision of both sides (bfloat16: autocast, weights in float32)")
+    parser.add_argument("--tasks", nargs="+", choices=["rm", "dpo", "rl"], default=["rm", "dpo", "rl"])
     args = parser.parse_args()
+    global DTYPE
+    DTYPE = args.dtype
     torch.set_num_threads(args.threads)
     transformers.logging.set_verbosity_error()
     datasets.disable_progress_bars()
@@ -93,28 +100,32 @@ def main() -> None:
     # Four samples per prompt make two pairs; only decided pairs are kept.
     train_pairs = decided_pairs(base, TRAIN_PROMPTS * 2, args.rule, seed=1)
     fresh_pairs = decided_pairs(base, FRESH_PROMPTS * 2, args.rule, seed=11)
-    print(f"torch threads {torch.get_num_threads()}; base model {base}; {len(train_pairs)} training pairs, {len(fresh_pairs)} held-out pairs, rule {args.rule!r}")
+    print(f"torch threads {torch.get_num_threads()}, {DTYPE}; base model {base}; {len(train_pairs)} training pairs, {len(fresh_pairs)} held-out pairs, rule {args.rule!r}")
     print(f"base policy: {policy_quality(base, base, args.rule, None)}")
     reward_model = runs / "ours-rm-0"  # what PPO and RLOO both optimise
 
-    results = [
-        compare(
+    comparisons = {
+        "rm": lambda: compare(
             "reward model", "pairs", len(train_pairs) * RM_EPOCHS, args.repeats,
             lambda out: ours_reward_model(base, tokenizer, train_pairs, fresh_pairs, runs / f"ours-rm-{out}"),
             lambda out: trl_reward_model(base, tokenizer, train_pairs, fresh_pairs, runs / f"trl-rm-{out}"),
         ),
-        compare(
+        "dpo": lambda: compare(
             "DPO", "pairs", len(train_pairs) * DPO_EPOCHS, args.repeats,
             lambda out: ours_dpo(base, train_pairs, args.rule, runs / f"ours-dpo-{out}"),
             lambda out: trl_dpo(base, tokenizer, train_pairs, args.rule, runs / f"trl-dpo-{out}"),
         ),
-        compare(
+        "rl": lambda: compare(
             "RL (PPO/RLOO)", "rollouts", args.rl_steps * BATCH_SIZE, args.repeats,
             lambda out: ours_ppo(base, reward_model, args.rule, args.rl_steps, runs / f"ours-ppo-{out}"),
             lambda out: trl_rloo(base, tokenizer, reward_model, args.rule, args.rl_steps, runs / f"trl-rloo-{out}"),
         ),
-    ]
-    results.append(rl_time_to_reward(base, tokenizer, reward_model, args.rule, args.rl_steps, results[-1], runs))
+    }
+    if "rl" in args.tasks and "rm" not in args.tasks:
+        ours_reward_model(base, tokenizer, train_pairs, fresh_pairs, reward_model)  # what RL optimises
+    results = [comparisons[task]() for task in args.tasks]
+    if "rl" in args.tasks:
+        results.append(rl_time_to_reward(base, tokenizer, reward_model, args.rule, args.rl_steps, results[-1], runs))
 
     print()
     print(f"{'task':<15}{'metric':<32}{'ours':>10}{'TRL':>10}{'ours/TRL':>10}")
@@ -124,7 +135,7 @@ def main() -> None:
             print(f"{result['task']:<15}{metric:<32}{ours:>10.3f}{theirs:>10.3f}{ratio:>10.2f}")
         low, high = result["load_average"]
         print(f"{result['task']:<15}{'1-min load average, min/max':<32}{low:>10.2f}{high:>10.2f}")
-    (args.work / "trainer.json").write_text(json.dumps(results, indent=2))
+    (args.work / f"trainer-{DTYPE}.json").write_text(json.dumps(results, indent=2))
 
 
 def decided_pairs(base: Path, prompts: list[str], rule: str, seed: int) -> list[PreferencePair]:
@@ -160,7 +171,7 @@ def common_trl_args(output_dir: Path) -> dict:
     return {
         "output_dir": str(output_dir),
         "per_device_train_batch_size": BATCH_SIZE,
-        "bf16": False,
+        "bf16": DTYPE == "bfloat16",
         "gradient_checkpointing": False,
         "report_to": "none",
         "save_strategy": "no",
@@ -263,7 +274,8 @@ def rl_time_to_reward(base, tokenizer, reward_model: Path, rule: str, steps: int
 
 
 def ours_reward_model(base, tokenizer, pairs, fresh_pairs, out_dir: Path) -> Run:
-    config = RewardModelConfig(epochs=RM_EPOCHS, batch_size=BATCH_SIZE, learning_rate=RM_LEARNING_RATE, eval_fraction=0.0)
+    config = RewardModelConfig(epochs=RM_EPOCHS, batch_size=BATCH_SIZE, learning_rate=RM_LEARNING_RATE, eval_fraction=0.0,
+                               dtype=DTYPE)
     with Stopwatch() as clock:
         result = fit_reward_model(base, pairs, [], config, out_dir)
     model = AutoModelForSequenceClassification.from_pretrained(out_dir)
@@ -291,7 +303,8 @@ def trl_reward_model(base, tokenizer, pairs, fresh_pairs, out_dir: Path) -> Run:
 
 
 def ours_dpo(base, pairs, rule: str, out_dir: Path) -> Run:
-    config = DPOConfig(epochs=DPO_EPOCHS, batch_size=BATCH_SIZE, learning_rate=DPO_LEARNING_RATE, beta=DPO_BETA)
+    config = DPOConfig(epochs=DPO_EPOCHS, batch_size=BATCH_SIZE, learning_rate=DPO_LEARNING_RATE, beta=DPO_BETA,
+                       dtype=DTYPE)
     with Stopwatch() as clock:
         result = run_dpo(base, pairs, config, out_dir)
     quality = {"last-batch reward accuracy": result.metrics["reward_accuracy"], **policy_quality(out_dir, base, rule, None)}
@@ -320,7 +333,7 @@ def trl_dpo(base, tokenizer, pairs, rule: str, out_dir: Path) -> Run:
 
 def ours_ppo(base, reward_model: Path, rule: str, steps: int, out_dir: Path) -> Run:
     config = PPOConfig(steps=steps, rollout_batch_size=BATCH_SIZE, max_new_tokens=MAX_NEW_TOKENS,
-                       learning_rate=RL_LEARNING_RATE, kl_coef=RL_KL_COEF)
+                       learning_rate=RL_LEARNING_RATE, kl_coef=RL_KL_COEF, dtype=DTYPE)
     with Stopwatch() as clock:
         run_ppo(base, reward_model, TRAIN_PROMPTS, config, out_dir)
     return Run(clock, None, policy_quality(out_dir, base, rule, RewardScorer(reward_model)))

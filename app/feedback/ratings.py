@@ -8,7 +8,7 @@ from sqlalchemy import and_, bindparam, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from app.errors import Conflict, InvalidInput, LeaseExpired, NotFound
+from app.errors import Conflict, InvalidInput, LeaseExpired, NotFound, TuneloopError
 from app.feedback.leasing import claims_by_others
 from app.models import Item, ItemKind, ItemResponse, Lease, Rating, Sample, Verdict, utcnow
 
@@ -66,31 +66,30 @@ def check_rating(kind: ItemKind, sample_ids: set[int], answer: RatingInput) -> N
         raise InvalidInput("time_spent_ms must be between 0 and one day", field="time_spent_ms")
 
 
-def _replay(existing: Rating, request_hash: str) -> StoredRating:
-    if existing.request_hash != request_hash:
-        raise Conflict("this idempotency key (or this item) was already used with a different answer")
-    return StoredRating(existing, created=False)
-
-
 # The hot path's statements, built once (see app.feedback.leasing).
-_USER, _ITEM = bindparam("user_id"), bindparam("item_id")
+_USER, _ITEM, _KEY = bindparam("user_id"), bindparam("item_id"), bindparam("key")
+_ITEMS, _KEYS = bindparam("item_ids", expanding=True), bindparam("keys", expanding=True)
 _EARLIER = select(Rating.id).where(
-    Rating.user_id == _USER,
-    or_(Rating.item_id == _ITEM, Rating.idempotency_key == bindparam("key"))).limit(1)
-_ITEM_AND_LEASE = (
-    select(Item.kind, Item.answers, Item.overlap, Lease.id.label("lease_id"),
+    Rating.user_id == _USER, or_(Rating.item_id == _ITEM, Rating.idempotency_key == _KEY)).limit(1)
+_EARLIER_ANY = select(Rating.id, Rating.item_id, Rating.idempotency_key).where(
+    Rating.user_id == _USER, or_(Rating.item_id.in_(_ITEMS), Rating.idempotency_key.in_(_KEYS)))
+_ITEMS_AND_LEASES = (
+    select(Item.id, Item.kind, Item.answers, Item.overlap, Lease.id.label("lease_id"),
            Lease.created_at.label("leased_at"), Lease.expires_at, Lease.skipped_at, Lease.display_order)
     .outerjoin(Lease, and_(Lease.item_id == Item.id, Lease.user_id == _USER))
-    .where(Item.id == _ITEM))
-# Answers of the same item (and its leases) go one at a time.
-_ITEM_AND_LEASE_LOCKED = _ITEM_AND_LEASE.with_for_update(of=Item.__table__)
-_SHOWN = (select(ItemResponse.position, Sample.id, Sample.checkpoint_id, Sample.source, Sample.generation)
+    .where(Item.id.in_(_ITEMS))
+    .order_by(Item.id))
+# Answers of the same item (and its leases) go one at a time; a transaction locks its
+# items in ascending id order, as leasing does, so two never wait on each other.
+_ITEMS_AND_LEASES_LOCKED = _ITEMS_AND_LEASES.with_for_update(of=Item.__table__)
+_SHOWN = (select(ItemResponse.item_id, ItemResponse.position, Sample.id, Sample.checkpoint_id, Sample.source,
+                 Sample.generation)
           .join(Sample, Sample.id == ItemResponse.sample_id)
-          .where(ItemResponse.item_id == _ITEM))
-_INSERT = {name: insert(Rating).on_conflict_do_nothing().returning(Rating.id)
+          .where(ItemResponse.item_id.in_(_ITEMS)))
+_INSERT = {name: insert(Rating).on_conflict_do_nothing().returning(Rating.id, Rating.item_id)
            for name, insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))}
-_END_LEASE = delete(Lease).where(Lease.id == bindparam("lease_id"))
-_COUNT_ANSWER = update(Item).where(Item.id == _ITEM).values(
+_END_LEASES = delete(Lease).where(Lease.id.in_(bindparam("lease_ids", expanding=True)))
+_COUNT_ANSWERS = update(Item).where(Item.id.in_(_ITEMS)).values(
     answers=Item.answers + 1, done=Item.answers + 1 >= Item.overlap)
 
 
@@ -102,43 +101,137 @@ def _earlier(db: Session, user_id: int, item_id: int, idempotency_key: str | Non
 
 def submit_rating(db: Session, user_id: int, answer: RatingInput,
                   idempotency_key: str | None = None) -> StoredRating:
-    """Store one answer exactly once; a retry (same key or item, same body) returns the first.
+    """Store one answer exactly once; a retry (same key or item, same body) returns the first."""
+    outcome = store_answers(db, user_id, [(answer, idempotency_key)])[0]
+    if isinstance(outcome, TuneloopError):
+        raise outcome
+    return outcome
 
-    The raters' hot path: Core statements on the session's connection, six for a new
-    answer (earlier answer; the item with the caller's lease, under a row lock; its
-    responses; insert; end the lease; count the answer)."""
-    request_hash = answer.request_hash()
-    if idempotency_key is not None and not 1 <= len(idempotency_key) <= 128:
-        raise InvalidInput("Idempotency-Key must be 1-128 characters", field="Idempotency-Key")
-    earlier = _earlier(db, user_id, answer.item_id, idempotency_key)
-    if earlier is not None:
-        # A double click or a retry: same answer, same result.
-        return _replay(earlier, request_hash)
 
+def store_answers(db: Session, user_id: int,
+                  rows: list[tuple[RatingInput, str | None]]) -> list[StoredRating | TuneloopError]:
+    """Store each answer exactly once, or say why not: one outcome per row, in order.
+
+    A retry (same key or item, same body) gets the first result back; so does a row
+    repeating an earlier row of the same call. The raters' hot path, in Core
+    statements on the session's connection, six for any number of new answers:
+    earlier answers; the items with the caller's leases, locked in id order; their
+    responses; one insert; end the leases; count the answers. Answers that fail
+    write nothing, but the caller decides whether the others stand (a bulk upload
+    is all or none)."""
     conn = db.connection()
     dialect = conn.dialect.name
-    ids = {"user_id": user_id, "item_id": answer.item_id}
-    item = conn.execute(_ITEM_AND_LEASE_LOCKED if dialect == "postgresql" else _ITEM_AND_LEASE, ids).first()
-    if item is None:
-        raise NotFound(f"no item {answer.item_id}")
-    shown = {row.position: row for row in conn.execute(_SHOWN, ids)}
-    check_rating(item.kind, {row.id for row in shown.values()}, answer)
+    outcomes: list[StoredRating | TuneloopError | None] = [None] * len(rows)
+    hashes = [answer.request_hash() for answer, _ in rows]
+    for index, (_, key) in enumerate(rows):
+        if key is not None and not 1 <= len(key) <= 128:
+            outcomes[index] = InvalidInput("Idempotency-Key must be 1-128 characters", field="Idempotency-Key")
+
+    # A double click or a retry: same answer, same result.
+    item_ids = sorted({answer.item_id for answer, _ in rows})
+    keys = sorted({key for _, key in rows if key is not None})
+    by_item, by_key = {}, {}
+    for found in conn.execute(_EARLIER_ANY, {"user_id": user_id, "item_ids": item_ids, "keys": keys}):
+        by_item[found.item_id] = found.id
+        if found.idempotency_key is not None:
+            by_key[found.idempotency_key] = found.id
+    replays: dict[int, int] = {}  # row → id of the stored answer it repeats
+    for index, (answer, key) in enumerate(rows):
+        if outcomes[index] is None:
+            earlier = by_key.get(key) if key is not None else None
+            if (earlier := earlier or by_item.get(answer.item_id)) is not None:
+                replays[index] = earlier
+
+    fresh = [i for i in range(len(rows)) if outcomes[i] is None and i not in replays]
+    locked = sorted({rows[i][0].item_id for i in fresh})
+    items, shown = {}, {}
+    if locked:
+        statement = _ITEMS_AND_LEASES_LOCKED if dialect == "postgresql" else _ITEMS_AND_LEASES
+        items = {item.id: item for item in conn.execute(statement, {"user_id": user_id, "item_ids": locked})}
+        for row in conn.execute(_SHOWN, {"item_ids": locked}):
+            shown.setdefault(row.item_id, {})[row.position] = row
 
     now = utcnow()
-    refusal = None
-    if item.lease_id is None or item.skipped_at is not None:
-        refusal = f"item {answer.item_id} is not leased to you; ask for the next item"
-    elif item.expires_at <= now and \
-            item.answers + claims_by_others(db, answer.item_id, user_id, now) >= item.overlap:
-        refusal = f"your lease on item {answer.item_id} expired and other raters have answered it"
-    if refusal:
-        # A copy of this answer (a retry racing its first attempt) may have been stored
-        # since the lookup above, ending the lease: then this is a replay.
-        if (earlier := _earlier(db, user_id, answer.item_id, idempotency_key)) is not None:
-            return _replay(earlier, request_hash)
-        raise LeaseExpired(refusal)
+    firsts: dict[tuple, int] = {}  # ("item", id) / ("key", key) → the row of this call that answers it
+    inserts: dict[int, dict] = {}
+    for index in fresh:
+        answer, key = rows[index]
+        first = firsts.get(("item", answer.item_id), firsts.get(("key", key)))
+        if first is not None:
+            replays[index] = -1 - first  # resolved once the first is stored
+            continue
+        try:
+            inserts[index] = _answer_values(db, user_id, answer, key, hashes[index], items.get(answer.item_id),
+                                            shown.get(answer.item_id, {}), now)
+        except LeaseExpired as refusal:
+            # A copy of this answer (a retry racing its first attempt) may have been stored
+            # since the lookup above, ending the lease: then this is a replay.
+            if (earlier := _earlier(db, user_id, answer.item_id, key)) is not None:
+                replays[index] = earlier.id
+            else:
+                outcomes[index] = refusal
+            continue
+        except TuneloopError as error:
+            outcomes[index] = error
+            continue
+        firsts[("item", answer.item_id)] = index
+        if key is not None:
+            firsts[("key", key)] = index
 
-    values = dict(
+    if inserts:
+        stored_ids = {row.item_id: row.id for row in conn.execute(_INSERT[dialect], list(inserts.values()))}
+        won = [i for i in inserts if rows[i][0].item_id in stored_ids]
+        for index in inserts:
+            answer, key = rows[index]
+            if index in won:
+                outcomes[index] = StoredRating(Rating(id=stored_ids[answer.item_id], **inserts[index]), created=True)
+            elif (winner := _earlier(db, user_id, answer.item_id, key)) is not None:
+                replays[index] = winner.id  # a concurrent retry of the same answer won the race
+            else:
+                outcomes[index] = Conflict("this answer collided with another one; send it again")
+        if won:
+            answered = [rows[i][0].item_id for i in won]
+            lease_ids = [items[item_id].lease_id for item_id in answered]
+            conn.execute(_END_LEASES, {"lease_ids": lease_ids})
+            conn.execute(_COUNT_ANSWERS, {"item_ids": answered})
+            # Core wrote behind the session's back: objects it already holds are stale now.
+            for item_id, lease_id in zip(answered, lease_ids):
+                if (stale_item := db.identity_map.get(db.identity_key(Item, item_id))) is not None:
+                    db.expire(stale_item)
+                if (gone_lease := db.identity_map.get(db.identity_key(Lease, lease_id))) is not None:
+                    db.expunge(gone_lease)
+
+    for index, earlier in sorted(replays.items()):
+        if earlier < 0:  # repeats row -1 - earlier of this call
+            first = outcomes[-1 - earlier]
+            if isinstance(first, TuneloopError):
+                outcomes[index] = first
+                continue
+            earlier_rating = first.rating
+        else:
+            earlier_rating = db.get(Rating, earlier)
+        outcomes[index] = _replay(earlier_rating, hashes[index])
+    return outcomes
+
+
+def _replay(existing: Rating, request_hash: str) -> StoredRating | Conflict:
+    if existing.request_hash != request_hash:
+        return Conflict("this idempotency key (or this item) was already used with a different answer")
+    return StoredRating(existing, created=False)
+
+
+def _answer_values(db: Session, user_id: int, answer: RatingInput, key: str | None, request_hash: str,
+                   item, shown: dict, now) -> dict:
+    """The rating row for one answer to a locked item, or the error that refuses it."""
+    if item is None:
+        raise NotFound(f"no item {answer.item_id}")
+    check_rating(item.kind, {row.id for row in shown.values()}, answer)
+    if item.lease_id is None or item.skipped_at is not None:
+        raise LeaseExpired(f"item {answer.item_id} is not leased to you; ask for the next item")
+    if item.expires_at <= now and \
+            item.answers + claims_by_others(db, answer.item_id, user_id, now) >= item.overlap:
+        raise LeaseExpired(f"your lease on item {answer.item_id} expired and other raters have answered it")
+    return dict(
         item_id=answer.item_id,
         user_id=user_id,
         verdict=answer.verdict,
@@ -148,7 +241,7 @@ def submit_rating(db: Session, user_id: int, answer: RatingInput,
         time_spent_ms=answer.time_spent_ms
         if answer.time_spent_ms is not None
         else int((now - item.leased_at).total_seconds() * 1000),
-        idempotency_key=idempotency_key,
+        idempotency_key=key,
         request_hash=request_hash,
         provenance=[
             {"position": p, "sample_id": shown[p].id, "checkpoint_id": shown[p].checkpoint_id,
@@ -157,18 +250,3 @@ def submit_rating(db: Session, user_id: int, answer: RatingInput,
         ],
         created_at=now,
     )
-    rating_id = conn.scalar(_INSERT[dialect], values)
-    if rating_id is None:
-        # A concurrent retry of the same answer won the race; return its result.
-        winner = _earlier(db, user_id, answer.item_id, idempotency_key)
-        if winner is None:
-            raise Conflict("this answer collided with another one; send it again")
-        return _replay(winner, request_hash)
-    conn.execute(_END_LEASE, {"lease_id": item.lease_id})
-    conn.execute(_COUNT_ANSWER, ids)
-    # Core wrote behind the session's back: objects it already holds are stale now.
-    if (stale_item := db.identity_map.get(db.identity_key(Item, answer.item_id))) is not None:
-        db.expire(stale_item)
-    if (gone_lease := db.identity_map.get(db.identity_key(Lease, item.lease_id))) is not None:
-        db.expunge(gone_lease)
-    return StoredRating(Rating(id=rating_id, **values), created=True)

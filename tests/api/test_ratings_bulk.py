@@ -68,3 +68,31 @@ def test_bulk_schema_errors_name_rows(client, rater):
     assert response.json()["errors"][0] | {"message": None} == {
         "index": 1, "field": "item_id", "message": None, "reason": "invalid"}
     assert client.post("/api/v1/ratings/bulk", json={"ratings": []}, headers=rater).status_code == 422
+
+
+def test_rows_repeating_each_other_or_earlier_answers(client, rater, db):
+    """All rows are stored in one pass; a row repeating an earlier one of the same upload,
+    or an answer stored before, replays it when the body matches and conflicts when not."""
+    make_items(db, 3)
+    first, second, third = take(client, rater, 3)
+    tie = lambda shown, **extra: {"item_id": shown["item_id"], "verdict": "tie", **extra}  # noqa: E731
+    assert client.post("/api/v1/ratings/bulk", headers=rater,
+                       json={"ratings": [tie(first, idempotency_key="k1")]}).status_code == 201
+
+    # The stored one again, a new one twice (same body): one new rating, three replays.
+    rows = [tie(second), tie(first, idempotency_key="k1"), tie(second), tie(first)]
+    response = client.post("/api/v1/ratings/bulk", headers=rater, json={"ratings": rows})
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["created"] == 1
+    ids = [r["id"] for r in body["ratings"]]
+    assert ids[0] == ids[2] and ids[1] == ids[3] and ids[0] != ids[1]
+
+    # A repeat with another body, or a key used on another item: conflicts, nothing stored.
+    conflicting = [tie(third, idempotency_key="k3"), tie(third, comment="changed my mind")]
+    reused_key = [tie(third, idempotency_key="k1")]
+    for rows, index in ((conflicting, 1), (reused_key, 0)):
+        response = client.post("/api/v1/ratings/bulk", headers=rater, json={"ratings": rows})
+        assert response.status_code == 422, response.text
+        assert [(e["index"], e["reason"]) for e in response.json()["errors"]] == [(index, "conflict")]
+    assert db.scalar(select(func.count()).select_from(Rating)) == 2
