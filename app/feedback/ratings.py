@@ -153,12 +153,13 @@ def store_answers(db: Session, user_id: int,
 
     now = utcnow()
     firsts: dict[tuple, int] = {}  # ("item", id) / ("key", key) → the row of this call that answers it
+    repeats: dict[int, int] = {}  # row → the earlier row of this call it repeats
     inserts: dict[int, dict] = {}
     for index in fresh:
         answer, key = rows[index]
         first = firsts.get(("item", answer.item_id), firsts.get(("key", key)))
         if first is not None:
-            replays[index] = -1 - first  # resolved once the first is stored
+            repeats[index] = first
             continue
         try:
             inserts[index] = _answer_values(db, user_id, answer, key, hashes[index], items.get(answer.item_id),
@@ -201,16 +202,11 @@ def store_answers(db: Session, user_id: int,
                 if (gone_lease := db.identity_map.get(db.identity_key(Lease, lease_id))) is not None:
                     db.expunge(gone_lease)
 
-    for index, earlier in sorted(replays.items()):
-        if earlier < 0:  # repeats row -1 - earlier of this call
-            first = outcomes[-1 - earlier]
-            if isinstance(first, TuneloopError):
-                outcomes[index] = first
-                continue
-            earlier_rating = first.rating
-        else:
-            earlier_rating = db.get(Rating, earlier)
-        outcomes[index] = _replay(earlier_rating, hashes[index])
+    for index, rating_id in replays.items():
+        outcomes[index] = _replay(db.get(Rating, rating_id), hashes[index])
+    for index, first in repeats.items():
+        outcome = outcomes[first]
+        outcomes[index] = outcome if isinstance(outcome, TuneloopError) else _replay(outcome.rating, hashes[index])
     return outcomes
 
 
