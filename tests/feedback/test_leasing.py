@@ -4,8 +4,9 @@
 import pytest
 from sqlalchemy import func, select
 
-from app.errors import Conflict, InvalidInput, LeaseExpired, NotFound
-from app.feedback.leasing import lease_next_item, open_items_for, skip_item
+from app.errors import Conflict, InvalidInput, InvalidRows, LeaseExpired, NotFound
+from app.feedback.bulk import submit_ratings
+from app.feedback.leasing import lease_items, lease_next_item, open_items_for, skip_item
 from app.feedback.ratings import RatingInput, submit_rating
 from app.models import Item, Lease, Rating
 from tests.factories import expire_leases, make_items, make_user
@@ -158,3 +159,32 @@ def test_full_items_are_marked_until_their_first_lease_expires_or_is_skipped(any
     assert lease_next_item(db, fourth) is None
     expire_leases(db)
     assert lease_next_item(db, fourth).item_id == item_id
+
+
+def test_a_batch_is_leased_and_answered_in_one_pass(any_db):
+    db = any_db
+    rater, other = make_user(db, "vendor").id, make_user(db, "other").id
+    make_items(db, 5, overlap=1)
+    batch = lease_items(db, rater, 3)
+    db.commit()
+    assert [one.item_id for one in batch] == sorted(one.item_id for one in batch)
+    assert len(lease_items(db, other, 5)) == 2  # the rest; the batch's items are full
+    db.commit()
+
+    answers = [(prefer_first(one), f"k{one.item_id}") for one in batch]
+    invalid = answers[:2] + [(RatingInput(item_id=batch[2].item_id, verdict="maybe"), None)]
+    with pytest.raises(InvalidRows) as refused:
+        submit_ratings(db, rater, invalid)
+    db.rollback()
+    assert [e["index"] for e in refused.value.errors] == [2]
+    assert db.scalar(select(func.count()).select_from(Rating)) == 0
+
+    # In reverse order, with the first row repeated: stored once each, in one pass.
+    stored = submit_ratings(db, rater, answers[::-1] + answers[:1])
+    db.commit()
+    assert [s.created for s in stored] == [True, True, True, False]
+    assert stored[3].rating.id == stored[2].rating.id
+    assert db.scalar(select(func.count()).select_from(Rating)) == 3
+    assert db.scalar(select(func.count()).select_from(Lease).where(Lease.user_id == rater)) == 0
+    assert all(item.done and item.answers == 1 for item in db.scalars(
+        select(Item).where(Item.id.in_([one.item_id for one in batch]))))
