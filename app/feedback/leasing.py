@@ -85,7 +85,7 @@ _USER, _ITEM = bindparam("user_id"), bindparam("item_id")
 _NOW = bindparam("now", type_=UTCDateTime())
 _CLAIMS_BY_OTHERS = select(_others_live(_ITEM, _USER, _NOW))
 # Open items above `after`, oldest first. A transaction that leases several items
-# takes their row locks in ascending id order, as bulk answers do (app.feedback.bulk):
+# takes their row locks in ascending id order, as answers do (ratings.store_answers):
 # SKIP LOCKED still waits on a row whose newer version another transaction holds,
 # and locks taken in one order on both sides cannot wait on each other in a cycle.
 _NEXT_OPEN = (_claimable(_USER, _NOW)
