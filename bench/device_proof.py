@@ -8,6 +8,7 @@ pairs or rollouts per second, first and last loss, whether the weights moved,
 peak accelerator memory, and whether the published checkpoint loads back.
 
     HF_HUB_OFFLINE=1 .venv/bin/python -m bench.device_proof --out $OUT/device-proof.json
+    HF_HUB_OFFLINE=1 .venv/bin/python -m bench.device_proof --lora-r 16 --out $OUT/device-proof-lora.json
     HF_HUB_OFFLINE=1 .venv/bin/python -m bench.device_proof --device cpu --dtype float32 --size tiny   # a dry run
 
 The tiny size (2 layers x 64) exists to check the script itself on a CPU; the
@@ -50,6 +51,7 @@ def main() -> None:
     parser.add_argument("--dtype", choices=["bfloat16", "float32"], default="bfloat16")
     parser.add_argument("--size", choices=sorted(SIZES), default="114m")
     parser.add_argument("--pairs", type=int, default=256)
+    parser.add_argument("--lora-r", type=int, default=0, help="> 0: train LoRA adapters of this rank (peft)")
     parser.add_argument("--out", type=Path, help="also write the results here as JSON")
     args = parser.parse_args()
     transformers.logging.set_verbosity_error()
@@ -58,9 +60,9 @@ def main() -> None:
         policy = build_policy(work, SIZES[args.size])
         parameters = sum(p.numel() for p in AutoModelForCausalLM.from_pretrained(policy).parameters())
         pairs = rule_pairs(args.pairs)
-        print(f"{args.size}: {parameters / 1e6:.1f}M parameters on {args.device} in {args.dtype}; "
-              f"{len(pairs)} pairs", flush=True)
-        common = {"device": args.device, "dtype": args.dtype}
+        print(f"{args.size}: {parameters / 1e6:.1f}M parameters on {args.device} in {args.dtype}, "
+              f"LoRA rank {args.lora_r or 'off'}; {len(pairs)} pairs", flush=True)
+        common = {"device": args.device, "dtype": args.dtype, "lora_r": args.lora_r}
         results = {"size": args.size, "parameters": parameters, **common,
                    "accelerator": torch.cuda.get_device_name() if args.device.startswith("cuda") else None}
         results["reward_model"] = measure(

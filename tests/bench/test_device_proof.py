@@ -14,14 +14,15 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_the_device_proof_trains_all_three_on_a_cpu_dry_run(tmp_path):
+@pytest.mark.parametrize("lora_r", [0, 4])
+def test_the_device_proof_trains_all_three_on_a_cpu_dry_run(tmp_path, lora_r):
     out = tmp_path / "proof.json"
     subprocess.run([sys.executable, "-m", "bench.device_proof", "--device", "cpu", "--dtype", "bfloat16",
-                    "--size", "tiny", "--pairs", "64", "--out", str(out)],
+                    "--size", "tiny", "--pairs", "64", "--lora-r", str(lora_r), "--out", str(out)],
                    cwd=ROOT, env=os.environ | {"HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"},
                    check=True, capture_output=True, timeout=300)
     results = json.loads(out.read_text())
-    assert results["dtype"] == "bfloat16" and results["parameters"] > 0
+    assert results["dtype"] == "bfloat16" and results["lora_r"] == lora_r and results["parameters"] > 0
     for trainer in ("reward_model", "dpo", "ppo"):
         assert results[trainer]["losses_finite"] and results[trainer]["weights_moved"], results[trainer]
         assert results[trainer]["saved_dtype"] == "torch.float32"  # bf16 autocast, float32 weights
