@@ -31,6 +31,7 @@ stays a small share of the CPU; --client httpx uses httpx.AsyncClient instead.
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
@@ -416,27 +417,9 @@ def main() -> int:
     if max(args.raters) > 512 or args.duration > 600 or min(args.raters) < 1:
         parser.error("1..512 raters and at most 600 s per run")
 
-    from app.migrate import upgrade
-    from tests.reliability.harness import WebServer
-    from tests.services import PostgresServer
-
-    postgres = None
-    if args.database_url:
-        host = urlsplit(args.database_url).hostname or ""
-        if host not in LOOPBACK and not host.startswith("/"):
-            parser.error(f"--database-url must be a local server, not {host}")
-        database_url = args.database_url
-    else:
-        postgres = PostgresServer.start()
-        database_url = postgres.url
-    server = None
-    try:
-        upgrade(database_url)
-        log = Path(tempfile.mkdtemp(prefix="tuneloop-load-")) / "server.log"
-        env = dict(os.environ) | {"TUNELOOP_DATABASE_URL": database_url,
-                                  "TUNELOOP_API_RATE_PER_MINUTE": "100000000",
-                                  "TUNELOOP_ENV": "development"}
-        server = WebServer(env=env, log_path=log, workers=args.workers).start()
+    if args.database_url and not is_local(args.database_url):
+        parser.error(f"--database-url must be a local server, not {urlsplit(args.database_url).hostname}")
+    with serving(args.database_url, args.workers) as (database_url, server):
         pg_pid = postmaster_pid(database_url)
         print(f"tuneloop serve --workers {args.workers} on {server.url}; PostgreSQL {database_url}; "
               f"client {args.client}, flow {args.flow}; {os.cpu_count()} CPUs, load average "
@@ -451,14 +434,40 @@ def main() -> int:
         if args.json:
             args.json.write_text(json.dumps(rows, indent=2))
         if "Traceback" in server.log():
-            print(f"\nthe server logged errors; see {log}")
+            print(f"\nthe server logged errors; see {server.log_path}")
         return 0 if all(not r["integrity"] for r in rows) else 1
+
+
+def is_local(database_url: str) -> bool:
+    host = urlsplit(database_url).hostname or ""
+    return host in LOOPBACK or host.startswith("/")
+
+
+@contextlib.contextmanager
+def serving(database_url: str | None, workers: int):
+    """(database URL, running server): the given local PostgreSQL, or a private one made
+    for the run, migrated, with `tuneloop serve` on loopback; both gone afterwards
+    (the given database stays, its tables emptied by seed)."""
+    from app.migrate import upgrade
+    from tests.reliability.harness import WebServer
+    from tests.services import PostgresServer
+
+    postgres = None if database_url else PostgresServer.start()
+    database_url = database_url or postgres.url
+    server = None
+    try:
+        upgrade(database_url)
+        env = dict(os.environ) | {"TUNELOOP_DATABASE_URL": database_url,
+                                  "TUNELOOP_API_RATE_PER_MINUTE": "100000000",
+                                  "TUNELOOP_ENV": "development"}
+        log = Path(tempfile.mkdtemp(prefix="tuneloop-load-")) / "server.log"
+        server = WebServer(env=env, log_path=log, workers=workers).start()
+        yield database_url, server
     finally:
         if server:
             server.stop()
         if postgres:
             postgres.destroy()
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -17,14 +17,13 @@ import argparse
 import asyncio
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.load import RawConnection, cpu_seconds, seed  # noqa: E402
+from bench.load import RawConnection, cpu_seconds, is_local, seed, serving  # noqa: E402
 
 ROUTES = {"healthz": "/healthz", "items/next (held lease)": "/api/v1/items/next"}
 
@@ -50,19 +49,10 @@ def main() -> int:
     parser.add_argument("--database-url", help="a local PostgreSQL to use (its tables are emptied)")
     args = parser.parse_args()
 
-    from app.migrate import upgrade
-    from tests.reliability.harness import WebServer
-    from tests.services import PostgresServer
-
-    postgres = None if args.database_url else PostgresServer.start()
-    database_url = args.database_url or postgres.url
-    server = None
-    try:
-        upgrade(database_url)
+    if args.database_url and not is_local(args.database_url):
+        parser.error("--database-url must name a local server")
+    with serving(args.database_url, workers=1) as (database_url, server):
         tokens = list(seed(database_url, args.clients, 100, 3).values())
-        env = dict(os.environ) | {"TUNELOOP_DATABASE_URL": database_url, "TUNELOOP_ENV": "development",
-                                  "TUNELOOP_API_RATE_PER_MINUTE": "100000000"}
-        server = WebServer(env=env, log_path=Path(tempfile.mkdtemp()) / "server.log", workers=1).start()
         print(f"{args.clients} clients, {args.duration:.0f} s per route, load average "
               f"{os.getloadavg()[0]:.2f}")
         for name, path in ROUTES.items():
@@ -72,13 +62,7 @@ def main() -> int:
             cpu, wall = cpu_seconds([server.process.pid]) - cpu, time.perf_counter() - started
             print(f"{name:<26} {len(statuses) / wall:7.0f} requests/s   server CPU "
                   f"{cpu / len(statuses) * 1000:5.2f} ms per request   statuses {sorted(set(statuses))}")
-        return 0
-    finally:
-        if server:
-            server.stop()
-        if postgres:
-            postgres.destroy()
-
+    return 0
 
 if __name__ == "__main__":
     sys.exit(main())
