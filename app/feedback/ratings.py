@@ -93,10 +93,9 @@ _COUNT_ANSWERS = update(Item).where(Item.id.in_(_ITEMS)).values(
     answers=Item.answers + 1, done=Item.answers + 1 >= Item.overlap)
 
 
-def _earlier(db: Session, user_id: int, item_id: int, idempotency_key: str | None) -> Rating | None:
-    """The rater's earlier answer to this item, or under this key."""
-    found = db.connection().scalar(_EARLIER, {"user_id": user_id, "item_id": item_id, "key": idempotency_key})
-    return db.get(Rating, found) if found is not None else None
+def _earlier(db: Session, user_id: int, item_id: int, idempotency_key: str | None) -> int | None:
+    """The id of the rater's earlier answer to this item, or under this key."""
+    return db.connection().scalar(_EARLIER, {"user_id": user_id, "item_id": item_id, "key": idempotency_key})
 
 
 def submit_rating(db: Session, user_id: int, answer: RatingInput,
@@ -168,7 +167,7 @@ def store_answers(db: Session, user_id: int,
             # A copy of this answer (a retry racing its first attempt) may have been stored
             # since the lookup above, ending the lease: then this is a replay.
             if (earlier := _earlier(db, user_id, answer.item_id, key)) is not None:
-                replays[index] = earlier.id
+                replays[index] = earlier
             else:
                 outcomes[index] = refusal
             continue
@@ -181,17 +180,17 @@ def store_answers(db: Session, user_id: int,
 
     if inserts:
         stored_ids = {row.item_id: row.id for row in conn.execute(_INSERT[dialect], list(inserts.values()))}
-        won = [i for i in inserts if rows[i][0].item_id in stored_ids]
-        for index in inserts:
+        answered = []
+        for index, values in inserts.items():
             answer, key = rows[index]
-            if index in won:
-                outcomes[index] = StoredRating(Rating(id=stored_ids[answer.item_id], **inserts[index]), created=True)
+            if answer.item_id in stored_ids:
+                outcomes[index] = StoredRating(Rating(id=stored_ids[answer.item_id], **values), created=True)
+                answered.append(answer.item_id)
             elif (winner := _earlier(db, user_id, answer.item_id, key)) is not None:
-                replays[index] = winner.id  # a concurrent retry of the same answer won the race
+                replays[index] = winner  # a concurrent retry of the same answer won the race
             else:
                 outcomes[index] = Conflict("this answer collided with another one; send it again")
-        if won:
-            answered = [rows[i][0].item_id for i in won]
+        if answered:
             lease_ids = [items[item_id].lease_id for item_id in answered]
             conn.execute(_END_LEASES, {"lease_ids": lease_ids})
             conn.execute(_COUNT_ANSWERS, {"item_ids": answered})
