@@ -123,9 +123,11 @@ def main() -> None:
     }
     if "rl" in args.tasks and "rm" not in args.tasks:
         ours_reward_model(base, tokenizer, train_pairs, fresh_pairs, reward_model)  # what RL optimises
-    results = [comparisons[task]() for task in args.tasks]
-    if "rl" in args.tasks:
-        results.append(rl_time_to_reward(base, tokenizer, reward_model, args.rule, args.rl_steps, results[-1], runs))
+    # In this order whatever --tasks says: RL optimises the reward model the first task wrote.
+    by_task = {task: comparisons[task]() for task in comparisons if task in args.tasks}
+    results = list(by_task.values())
+    if "rl" in by_task:
+        results.append(rl_time_to_reward(base, tokenizer, reward_model, args.rule, args.rl_steps, by_task["rl"], runs))
 
     print()
     print(f"{'task':<15}{'metric':<32}{'ours':>10}{'TRL':>10}{'ours/TRL':>10}")
