@@ -71,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--queues", default="generate,train", help="comma-separated: generate,train")
     worker.add_argument("--beat", action=argparse.BooleanOptionalAction, default=None,
                         help="run the periodic refill/dispatch schedule (default: with 'generate')")
+    worker.add_argument("--loglevel", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    worker.add_argument("--quiet", action="store_true", help="no start-up banner")
     worker.set_defaults(run=_worker)
 
     checkpoint = commands.add_parser("checkpoint", help="checkpoints").add_subparsers(metavar="ACTION")
@@ -172,7 +174,8 @@ def _serve(args) -> None:
 def _worker(args) -> None:
     from worker.run import run_worker
 
-    run_worker([q.strip() for q in args.queues.split(",") if q.strip()], beat=args.beat)
+    run_worker([q.strip() for q in args.queues.split(",") if q.strip()], beat=args.beat,
+               loglevel=args.loglevel, quiet=args.quiet)
 
 
 def _checkpoint_register(args) -> None:

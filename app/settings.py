@@ -45,6 +45,21 @@ class Settings(BaseSettings):
     auto_round_every_ratings: int = 0
     auto_round_every_minutes: int = 0
     auto_round_algorithm: Literal["ppo", "dpo"] = "dpo"
+    # A round needs at least this many decisive comparisons (a preferred answer, or two
+    # different scores for one prompt) among the ratings it would use; fewer cannot fit
+    # a reward model or a policy that generalises, and is refused at launch.
+    min_round_comparisons: int = 32
+    # What a round's result becomes (app.checkpoints.review):
+    #   review    - a candidate; current once raters prefer it blind (the 95% interval of
+    #               its win rate against the current checkpoint lies above 50%)
+    #   gates     - current as soon as its gates pass
+    #   immediate - current at once; the gates are still measured and shown, not enforced
+    promotion: Literal["review", "gates", "immediate"] = "review"
+    # While a candidate is under review, this share of new items compares it with the
+    # current checkpoint (blind); the rest are the current model's training pairs.
+    review_share: float = 0.5
+    # No verdict either way after this many comparisons: the candidate is dropped.
+    review_max_comparisons: int = 200
 
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> "Settings":

@@ -67,7 +67,7 @@ def main() -> None:
                    "accelerator": torch.cuda.get_device_name() if args.device.startswith("cuda") else None}
         results["reward_model"] = measure(
             args.device, "pairs", len(pairs), lambda on: fit_reward_model(
-                policy, pairs, [], RewardModelConfig(epochs=1, batch_size=16, eval_fraction=0.1, **common),
+                policy, pairs, RewardModelConfig(epochs=1, batch_size=16, eval_fraction=0.1, **common),
                 work / "rm", on_metrics=on), policy, work / "rm", AutoModelForSequenceClassification)
         results["dpo"] = measure(
             args.device, "pairs", len(pairs), lambda on: run_dpo(

@@ -10,7 +10,9 @@ prompts. Then K rounds of:
                   through the same services the REST API calls
                   (lease_next_item, leased_item_view, submit_rating);
   2. training:    launch_round + execute_round, in this process (reward model,
-                  PPO or DPO, publish);
+                  PPO or DPO under the watch, gates, publish); the result goes
+                  live when its gates pass (TUNELOOP_PROMOTION=gates, or
+                  --promotion): the raters' blind review is bench/safety.py's;
   3. generation:  refill_pool from the new current checkpoint;
   4. evaluation:  on the held-out prompts, the rule's satisfaction rate of the
                   new checkpoint's samples, its win rate against the base
@@ -70,6 +72,9 @@ class BenchConfig:
     eval_samples: int = 4  # samples per held-out prompt, for each of base and new
     seed: int = 0
     base_model: BaseModelConfig = field(default_factory=BaseModelConfig)
+    # What a round's result becomes (TUNELOOP_PROMOTION): "gates" puts results that pass
+    # their gates live at once; "immediate" puts every result live.
+    promotion: str = "gates"
     # torch's intra-op threads (None: torch's default, one per core). On cores
     # shared with other busy processes, 1 thread is several times faster:
     # waiting threads spin while their partner is descheduled.
@@ -92,6 +97,8 @@ class RoundResult:
     evaluation: Evaluation
     seconds: dict[str, float]  # rating, reward_model, policy, publish, generation, evaluation
     round_metrics: dict[str, float] = field(default_factory=dict)
+    status: str = ""  # the round's: succeeded, or rejected (its result did not go live)
+    failed_gates: list[str] = field(default_factory=list)
     yes_no_rule: bool = False  # the rule scored the base's samples with two values only
 
     @property
@@ -103,7 +110,8 @@ class RoundResult:
 # Fresh state -------------------------------------------------------------------
 
 @contextlib.contextmanager
-def tuneloop_environment(workdir: Path, database_url: str | None, pool_target: int) -> Iterator[str]:
+def tuneloop_environment(workdir: Path, database_url: str | None, pool_target: int,
+                         promotion: str = "gates") -> Iterator[str]:
     """Point tuneloop's settings at `workdir` (and the database); restore them afterwards."""
     from app import db, settings
 
@@ -123,6 +131,7 @@ def tuneloop_environment(workdir: Path, database_url: str | None, pool_target: i
         # The pool holds exactly one round's worth of items, refilled after each round.
         "TUNELOOP_POOL_TARGET": str(pool_target),
         "TUNELOOP_POOL_OVERLAP": "1",
+        "TUNELOOP_PROMOTION": promotion,
         "HF_HUB_OFFLINE": "1",
     })
     reset()
@@ -162,8 +171,9 @@ def base_model_dir(cache: Path, config: BaseModelConfig) -> Path:
 
 # The loop's phases ---------------------------------------------------------------
 
-def fill_pool(target: int) -> int:
-    """Refill until `target` items are open (one call adds at most one item per prompt)."""
+def fill_pool(target: int, rng: random.Random) -> int:
+    """Refill until `target` items are open (one call adds at most one item per prompt);
+    seeded from `rng`, so a run's items repeat."""
     from app.db import session_scope
     from app.models import Item
     from worker.pool import refill_pool
@@ -171,7 +181,7 @@ def fill_pool(target: int) -> int:
     while True:
         with session_scope() as db:
             open_items = db.scalar(select(func.count()).select_from(Item).where(Item.done.is_(False)))
-        if open_items >= target or not refill_pool():
+        if open_items >= target or not refill_pool(seed=rng.getrandbits(31)):
             return open_items
 
 
@@ -194,9 +204,17 @@ def rate_items(user_id: int, count: int, rule: Rule, noise: float, rng: random.R
     return count
 
 
-def train_round(round_settings: dict) -> tuple[dict[str, float], dict[str, float]]:
-    """Launch a round and run it here; returns (seconds per phase, the round's metrics)."""
-    from app.checkpoints.service import current_checkpoint
+@dataclass
+class TrainedRound:
+    seconds: dict[str, float]  # per phase
+    metrics: dict[str, float]  # the produced checkpoint's
+    status: str
+    failed_gates: list[str]
+
+
+def train_round(round_settings: dict) -> TrainedRound:
+    """Launch a round and run it here (its result goes live or not, as its gates and the
+    promotion setting say)."""
     from app.db import session_scope
     from app.models import RoundStatus, TrainingRound
     from app.training import service
@@ -229,12 +247,13 @@ def train_round(round_settings: dict) -> tuple[dict[str, float], dict[str, float
     total = time.perf_counter() - started
     with session_scope() as db:
         round_ = db.get(TrainingRound, round_id)
-        if status != RoundStatus.succeeded:
+        if status not in (RoundStatus.succeeded, RoundStatus.rejected):
             raise RuntimeError(f"round {round_id} {status}: {round_.error}\n{round_.log}")
-        metrics = dict(current_checkpoint(db).metrics)
+        metrics = dict(round_.produced_checkpoint.metrics) if round_.produced_checkpoint else {}
+        failed = [gate["name"] for gate in round_.gates if not gate["passed"]]
     # Snapshot of ratings, heartbeat, checkpoint registration and the switch to current.
     seconds["publish"] = total - seconds.get("reward_model", 0.0) - seconds.get("policy", 0.0)
-    return seconds, metrics
+    return TrainedRound(seconds, metrics, str(status), failed)
 
 
 def current_checkpoint_dir() -> Path:
@@ -331,7 +350,7 @@ def _run_benchmark(config: BenchConfig, workdir: Path, cache: Path, database_url
     train_prompts, held_out = split_prompts(config.seed, config.held_out_share)
     settings = {"seed": config.seed} | config.round_settings
     results = []
-    with tuneloop_environment(workdir, database_url, config.ratings) as url:
+    with tuneloop_environment(workdir, database_url, config.ratings, config.promotion) as url:
         user_id = prepare_state(url, base_dir, train_prompts)
         log(f"{len(train_prompts)} training prompts, {len(held_out)} held out; database {url.split('://')[0]}; "
             f"rule {rule.name!r}, noise {config.noise:.0%}, round settings {settings}")
@@ -342,7 +361,8 @@ def _run_benchmark(config: BenchConfig, workdir: Path, cache: Path, database_url
                                    yes_no_rule=evaluator.base_scores_are_yes_no()))
         log(format_row(results[-1]))
         started = time.perf_counter()
-        fill_pool(config.ratings)
+        pool_rng = random.Random(config.seed + 7)
+        fill_pool(config.ratings, pool_rng)
         seconds["generation"] = time.perf_counter() - started
         rng = random.Random(config.seed)
         for number in range(1, config.rounds + 1):
@@ -351,15 +371,16 @@ def _run_benchmark(config: BenchConfig, workdir: Path, cache: Path, database_url
             seconds = {"rating": time.perf_counter() - started}
             if rated < config.ratings:
                 raise RuntimeError(f"the pool ran dry after {rated} of {config.ratings} ratings")
-            phase_seconds, metrics = train_round(settings)
-            seconds |= phase_seconds
+            trained = train_round(settings)
+            seconds |= trained.seconds
             started = time.perf_counter()
-            fill_pool(config.ratings)
+            fill_pool(config.ratings, pool_rng)
             seconds["generation"] = time.perf_counter() - started
             started = time.perf_counter()
             evaluation = evaluator.evaluate(current_checkpoint_dir())
             seconds["evaluation"] = time.perf_counter() - started
-            results.append(RoundResult(number, evaluation, seconds, metrics))
+            results.append(RoundResult(number, evaluation, seconds, trained.metrics, trained.status,
+                                       trained.failed_gates))
             log(format_row(results[-1]))
     return results
 
@@ -377,10 +398,11 @@ def format_row(result: RoundResult) -> str:
         return f"{s[key]:.1f}" if key in s else "-"
 
     round_time = f"{result.round_seconds:.1f}" if result.round else "-"
+    outcome = f" {result.status}" + (f" ({', '.join(result.failed_gates)})" if result.failed_gates else "")
     return (f"{result.round:>5} {e.satisfaction:>9.1%} {e.win_rate:>8.1%} {e.ties:>5.0%} "
             f"{e.decisive_win_rate:>8.1%} {e.kl:>6.2f} {e.mean_words:>5.1f} | {t('rating'):>6} "
             f"{t('reward_model'):>6} {t('policy'):>6} {t('publish'):>7} {t('generation'):>6} {round_time:>6} "
-            f"{t('evaluation'):>5}")
+            f"{t('evaluation'):>5}{outcome if result.round else ''}")
 
 
 def summary(results: list[RoundResult], total_seconds: float) -> str:
@@ -459,6 +481,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base", action="append", default=[], type=parse_setting, metavar="KEY=VALUE",
                         help="a BaseModelConfig field, e.g. steps=1200 (repeatable)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--promotion", choices=("gates", "immediate"), default="gates",
+                        help="gates: a result goes live when its gates pass; immediate: always")
     parser.add_argument("--threads", type=int, help="torch threads (default: one per core; 1 on busy shared cores)")
     parser.add_argument("--out", type=Path, help="the plot (default bench/results/loop-RULE.png); JSON beside it")
     args = parser.parse_args(argv)
@@ -466,7 +490,7 @@ def main(argv: list[str] | None = None) -> int:
     config = BenchConfig(rule=args.rule, rounds=args.rounds, ratings=args.ratings, noise=args.noise,
                          round_settings={"algorithm": args.algorithm} | dict(args.round), seed=args.seed,
                          base_model=replace(TINY_BASE if args.tiny else BaseModelConfig(), **dict(args.base)),
-                         torch_threads=args.threads)
+                         promotion=args.promotion, torch_threads=args.threads)
     transformers_logging.set_verbosity_error()
     transformers_logging.disable_progress_bar()
     out = args.out or RESULTS / f"loop-{args.rule}.png"

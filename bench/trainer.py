@@ -279,7 +279,7 @@ def ours_reward_model(base, tokenizer, pairs, fresh_pairs, out_dir: Path) -> Run
     config = RewardModelConfig(epochs=RM_EPOCHS, batch_size=BATCH_SIZE, learning_rate=RM_LEARNING_RATE, eval_fraction=0.0,
                                dtype=DTYPE)
     with Stopwatch() as clock:
-        result = fit_reward_model(base, pairs, [], config, out_dir)
+        result = fit_reward_model(base, pairs, config, out_dir)
     model = AutoModelForSequenceClassification.from_pretrained(out_dir)
     return Run(clock, result.metrics["pairs_per_second"], {"held-out pair accuracy": pair_accuracy(model, tokenizer, fresh_pairs)})
 

@@ -10,12 +10,16 @@
   const POLL_MS = 2000;
   const roundId = root.dataset.roundId;
   const api = `/api/v1/rounds/${roundId}`;
+  const klBudget = Number(root.dataset.klBudget);
   // Which worker metrics (phase -> names) each chart draws; see worker/training/*.py.
+  // One phase per chart, so each x axis counts that phase's steps.
   const CHARTS = {
+    rm: { reward_model: ["loss", "eval_loss", "accuracy", "eval_accuracy"] },
     reward: { ppo: ["reward_mean"], dpo: ["chosen_reward", "rejected_reward", "reward_margin"] },
-    kl: { ppo: ["kl", "kl_k3"] },
-    loss: { reward_model: ["loss", "eval_loss"], ppo: ["loss", "value_loss"], dpo: ["loss"] },
-    accuracy: { reward_model: ["accuracy", "eval_accuracy"], dpo: ["reward_accuracy"] },
+    kl: { ppo: ["kl", "heldout_kl"], dpo: ["heldout_kl"] },
+    loss: { ppo: ["loss", "value_loss"], dpo: ["loss", "heldout_loss"] },
+    heldout: { ppo: ["heldout_degenerate", "heldout_distinct_2", "heldout_unfinished"],
+               dpo: ["heldout_accuracy", "heldout_degenerate", "heldout_distinct_2", "heldout_unfinished"] },
   };
   const COLORS = ["#2f5bd3", "#d9480f", "#2b8a3e", "#9c36b5", "#e8590c", "#1098ad"];
   const css = getComputedStyle(document.documentElement);
@@ -54,17 +58,29 @@
     return dataset;
   }
 
+  // The KL budget as a flat line across the steps drawn so far.
+  function drawBudget() {
+    const chart = charts.kl;
+    if (!chart || !(klBudget > 0)) return;
+    const steps = chart.data.datasets.filter((d) => d.label !== "budget").flatMap((d) => d.data.map((p) => p.x));
+    if (!steps.length) return;
+    const budget = datasetFor(chart, "budget");
+    budget.borderDash = [6, 4];
+    budget.data = [{ x: Math.min(...steps), y: klBudget }, { x: Math.max(...steps), y: klBudget }];
+  }
+
   function addPoints(points) {
     const touched = new Set();
     for (const p of points) {
       afterId = Math.max(afterId, p.id);
       latest.set(`${p.phase}/${p.name}`, p);
       for (const [key, phases] of Object.entries(CHARTS)) {
-        if (!(phases[p.phase] || []).includes(p.name)) continue;
+        if (!charts[key] || !(phases[p.phase] || []).includes(p.name)) continue;
         datasetFor(charts[key], `${p.phase} · ${p.name}`).data.push({ x: p.step, y: p.value });
         touched.add(key);
       }
     }
+    if (touched.has("kl")) drawBudget();
     for (const key of touched) {
       charts[key].update("none");
       const empty = document.querySelector(`[data-empty-for="${key}"]`);
@@ -117,16 +133,23 @@
       log.textContent = round.log;
       if (atBottom) log.scrollTop = log.scrollHeight;
     }
-    if (round.produced_checkpoint_id && !document.querySelector("#round-checkpoint a")) {
-      const link = document.createElement("a");
-      link.href = `/admin/checkpoints#checkpoint-${round.produced_checkpoint_id}`;
-      link.textContent = `checkpoint #${round.produced_checkpoint_id}`;
-      document.getElementById("round-checkpoint").replaceChildren(link);
+    for (const [id, checkpointId, version] of [
+      ["round-base", round.base_checkpoint_id, round.base_checkpoint_version],
+      ["round-checkpoint", round.produced_checkpoint_id, round.produced_checkpoint_version]]) {
+      if (checkpointId && !document.querySelector(`#${id} a`)) {
+        const link = document.createElement("a");
+        link.href = `/admin/checkpoints#checkpoint-${checkpointId}`;
+        link.textContent = `v${version ?? checkpointId}`;
+        document.getElementById(id).replaceChildren(link);
+      }
     }
-    finished = ["succeeded", "failed", "cancelled"].includes(round.status);
+    const wasFinished = finished;
+    finished = !["queued", "running"].includes(round.status);
     const cancel = document.getElementById("cancel-form");
     if (cancel && finished) cancel.hidden = true;
     setText("round-live", finished ? "" : "live");
+    // The gates, the samples side by side and what ran are drawn by the server: show them.
+    if (finished && !wasFinished) window.location.reload();
   }
 
   async function getJson(url) {
@@ -154,7 +177,9 @@
     if (!stop) setTimeout(poll, POLL_MS);
   }
 
-  for (const key of Object.keys(CHARTS)) charts[key] = makeChart(key);
+  for (const key of Object.keys(CHARTS)) {
+    if (document.getElementById(`chart-${key}`)?.tagName === "CANVAS") charts[key] = makeChart(key);
+  }
   window.tuneloopCharts = charts; // for the browser test and for poking at in devtools
   poll();
 })();

@@ -6,6 +6,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.feedback.items import create_item
+from app.feedback.leasing import lease_next_item
+from app.feedback.ratings import RatingInput, submit_rating
 from app.models import Item, ItemPurpose, Lease, Prompt, Sample, User
 from app.users.service import create_user
 
@@ -43,4 +45,19 @@ def expire_leases(db: Session, item_id: int | None = None, ago: timedelta = time
         lease.expires_at -= ago
     for item in db.scalars(items):
         item.full_until -= ago
+    db.commit()
+
+
+def rate_items(db: Session, preferred: int, ties: int = 0, checkpoint_id: int | None = None,
+               rater: str = "rater-bulk") -> None:
+    """A rater answers `preferred` new items with a preference (the first response) and
+    `ties` more with a tie, through the services the API calls."""
+    user = db.scalar(select(User).where(User.name == rater)) or make_user(db, rater)
+    ids = make_items(db, preferred + ties, checkpoint_id=checkpoint_id)
+    for n, item_id in enumerate(ids):
+        leased = lease_next_item(db, user.id)
+        assert leased is not None and leased.item_id == item_id
+        first = db.get(Item, item_id).responses[0].sample_id
+        submit_rating(db, user.id, RatingInput(item_id=item_id, verdict="preferred", preferred_response_id=first)
+                      if n < preferred else RatingInput(item_id=item_id, verdict="tie"))
     db.commit()

@@ -4,6 +4,11 @@ Loads the built-in prompts, creates an admin and a rater (passwords generated
 once, kept in var/demo-logins.json), starts the web server and prints the URL,
 builds the small base model if missing, then starts one worker per queue. Ctrl-C
 stops everything; a second run reuses what the first built.
+
+Automatic rounds are on in the demo (every `DEMO_ROUND_EVERY_RATINGS` new
+ratings, unless TUNELOOP_AUTO_ROUND_EVERY_RATINGS says otherwise), so with
+`--simulate N` the loop turns by itself: raters rate, a round trains, its
+result is reviewed blind by the same raters, and goes live or not.
 """
 
 import json
@@ -27,6 +32,9 @@ from worker.base_checkpoint import build_and_register_base
 from worker.training.corpus import builtin_prompts
 
 BUILTIN_SOURCE = "builtin"
+DEMO_ROUND_EVERY_RATINGS = 100
+# The dashboard shows what workers do; the terminal keeps to warnings.
+QUIET_WORKER = ["--quiet", "--loglevel", "WARNING"]
 
 
 def ensure_demo_users() -> dict[str, str]:
@@ -89,7 +97,7 @@ def run_demo(host: str, port: int, simulated_raters: int = 0) -> None:
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     logins = prepare_database()
     tuneloop = [sys.executable, "-m", "app.cli"]
-    env = dict(os.environ)
+    env = {"TUNELOOP_AUTO_ROUND_EVERY_RATINGS": str(DEMO_ROUND_EVERY_RATINGS)} | dict(os.environ)
     url = f"http://{host}:{port}"
     # The server first, so the pages are up while the base model builds.
     children = [subprocess.Popen(tuneloop + ["serve", "--host", host, "--port", str(port)], env=env)]
@@ -102,15 +110,15 @@ tuneloop is up at {url}  ({time.monotonic() - started:.0f}s)
 """, flush=True)
         build_and_register_base()
         children += [
-            subprocess.Popen(tuneloop + ["worker", "--queues", "generate", "--beat"], env=env),
-            subprocess.Popen(tuneloop + ["worker", "--queues", "train", "--no-beat"], env=env),
+            subprocess.Popen(tuneloop + ["worker", "--queues", "generate", "--beat", *QUIET_WORKER], env=env),
+            subprocess.Popen(tuneloop + ["worker", "--queues", "train", "--no-beat", *QUIET_WORKER], env=env),
         ]
         if simulated_raters:
             children.append(subprocess.Popen(tuneloop + ["simulate", "--url", url, "--raters",
                                                          str(simulated_raters)], env=env))
-        print(f"workers started ({time.monotonic() - started:.0f}s): items to rate appear in a few "
-              "seconds; launch a round from the dashboard once some are rated. Ctrl-C stops everything.",
-              flush=True)
+        print(f"workers started ({time.monotonic() - started:.0f}s): items to rate appear in a few seconds; "
+              f"a round starts by itself every {env['TUNELOOP_AUTO_ROUND_EVERY_RATINGS']} new ratings (or launch "
+              "one from the dashboard). Ctrl-C stops everything.", flush=True)
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
     except KeyboardInterrupt:

@@ -1,9 +1,12 @@
 """Keep the pool of rateable items topped up from the current checkpoint.
 
 Per prompt source, open items are refilled to `pool_target`. Most new items
-compare two samples of the current policy (reward-model data); a share
-compares the current checkpoint with its parent, blind, for the human win
-rate. Sampling happens outside any transaction; items are written in one.
+compare two samples of the current policy (training data); a share compares
+the current checkpoint with a rival, blind: the candidate under review when
+there is one (`review_share` of the new items: the raters' verdict decides
+whether it goes live, app.checkpoints.review), else the current checkpoint's
+parent (`progress_share`: the human win rate of every round). Sampling happens
+outside any transaction; items are written in one.
 """
 
 import random
@@ -13,7 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.checkpoints.service import current_checkpoint, resolve_path
+from app.checkpoints.service import current_checkpoint, resolve_path, under_review
 from app.db import session_scope
 from app.feedback.items import create_item
 from app.models import Checkpoint, Item, ItemPurpose, Prompt, Sample
@@ -25,36 +28,40 @@ from worker.training.generation import generate_responses
 @dataclass
 class Plan:
     checkpoint: Checkpoint
-    parent: Checkpoint | None
+    rival: Checkpoint | None  # compared with the current checkpoint: a candidate, or the parent
     # (prompt id, prompt text, purpose) for each new item
     items: list[tuple[int, str, ItemPurpose]]
 
 
-def plan_refill(db: Session) -> Plan | None:
+def plan_refill(db: Session, rng: random.Random) -> Plan | None:
     settings = get_settings()
     checkpoint = current_checkpoint(db)
     if checkpoint is None:
         return None
-    parent = db.get(Checkpoint, checkpoint.parent_id) if checkpoint.parent_id else None
+    rival = under_review(db)
+    share = settings.review_share
+    if rival is None:
+        rival = db.get(Checkpoint, checkpoint.parent_id) if checkpoint.parent_id else None
+        share = settings.progress_share
     open_by_source = dict(
         db.execute(select(Prompt.source, func.count(Item.id)).join(Item, Item.prompt_id == Prompt.id)
                    .where(Item.done.is_(False)).group_by(Prompt.source)).tuples().all()
     )
     sources = db.scalars(select(Prompt.source).where(Prompt.active.is_(True)).distinct()).all()
-    rng = random.Random(secrets.randbits(32))
     items = []
-    for source in sources:
+    for source in sorted(sources):
         need = settings.pool_target - open_by_source.get(source, 0)
         if need <= 0:
             continue
-        prompts = db.execute(
-            select(Prompt.id, Prompt.text).where(Prompt.active.is_(True), Prompt.source == source)
-            .order_by(func.random()).limit(need)
-        ).all()
-        for prompt_id, text in prompts:
-            progress = parent is not None and rng.random() < settings.progress_share
+        ids = list(db.scalars(select(Prompt.id).where(Prompt.active.is_(True), Prompt.source == source)
+                              .order_by(Prompt.id)))
+        chosen = rng.sample(ids, min(need, len(ids)))
+        texts = dict(db.execute(select(Prompt.id, Prompt.text).where(Prompt.id.in_(chosen))).tuples().all())
+        for prompt_id in chosen:
+            text = texts[prompt_id]
+            progress = rival is not None and rng.random() < share
             items.append((prompt_id, text, ItemPurpose.progress if progress else ItemPurpose.train))
-    return Plan(checkpoint, parent, items) if items else None
+    return Plan(checkpoint, rival, items) if items else None
 
 
 def sample(checkpoint: Checkpoint, prompts: list[str], seed: int) -> list[dict]:
@@ -70,21 +77,23 @@ def sample(checkpoint: Checkpoint, prompts: list[str], seed: int) -> list[dict]:
              "generation": generation | {"ended_with_eos": r.ended_with_eos}} for r in results]
 
 
-def refill_pool() -> int:
-    """Top the pool up; returns how many items were added."""
+def refill_pool(seed: int | None = None) -> int:
+    """Top the pool up; returns how many items were added. A seed makes the choice of
+    prompts, of purposes and the samples repeatable (benchmarks); by default it is fresh."""
+    rng = random.Random(secrets.randbits(32) if seed is None else seed)
     with session_scope() as db:
-        plan = plan_refill(db)
+        plan = plan_refill(db, rng)
     if plan is None:
         return 0
-    seed = secrets.randbits(31)
+    seed = rng.getrandbits(31)
     train = [(pid, text) for pid, text, purpose in plan.items if purpose == ItemPurpose.train]
     progress = [(pid, text) for pid, text, purpose in plan.items if purpose == ItemPurpose.progress]
     # Two samples of the current policy per training item, sampled in one batch.
     current = sample(plan.checkpoint, [t for _, t in train] * 2 + [t for _, t in progress], seed)
-    previous = sample(plan.parent, [t for _, t in progress], seed + 1) if progress else []
+    rival = sample(plan.rival, [t for _, t in progress], seed + 1) if progress else []
     n = len(train)
     pairs = [(pid, ItemPurpose.train, current[i], current[n + i]) for i, (pid, _) in enumerate(train)]
-    pairs += [(pid, ItemPurpose.progress, current[2 * n + i], previous[i])
+    pairs += [(pid, ItemPurpose.progress, current[2 * n + i], rival[i])
               for i, (pid, _) in enumerate(progress)]
     with session_scope() as db:
         # The checkpoint may have changed while sampling; items stay honest either

@@ -1,11 +1,22 @@
-"""Run one training round: snapshot ratings, fit the reward model, optimise the
-policy (PPO or DPO), publish the checkpoint atomically.
+"""Run one training round: snapshot ratings, fit the reward model (PPO), optimise
+the policy under a watch, judge the result by its gates, publish it atomically.
 
 The database is the source of truth. A round is claimed with one conditional
 UPDATE (so it never runs twice at once), beats a heartbeat while it trains
 (a killed worker's round is failed by whoever sees the stale heartbeat), and
 publishes only if it still owns the round. A failed or cancelled round leaves
 the current checkpoint untouched and says why.
+
+What a round's result becomes depends on its gates (worker.gates) and on
+`TUNELOOP_PROMOTION`: a result that fails a gate is registered as rejected
+(the round ends "rejected", the current checkpoint unchanged); one that
+passes becomes a candidate that raters compare blind with the current
+checkpoint (app.checkpoints.review), or current at once with "gates". With
+"immediate" it becomes current whatever its gates say.
+
+Held out from training: a share of the comparisons (the reward model's and
+DPO's accuracy), and a set of active prompts that PPO never trains on, on
+which the watch samples the policy and the parent side by side.
 """
 
 import math
@@ -21,28 +32,38 @@ from sqlalchemy.orm import aliased
 
 from app.checkpoints.service import add_checkpoint, current_checkpoint, make_current, resolve_path
 from app.db import session_scope
+from app.feedback.examples import comparisons_of, count, rating_rows, selected_rating_ids
 from app.models import (
+    CheckpointStatus,
     Prompt,
-    Rating,
     RoundMetric,
     RoundRating,
     RoundStatus,
     Sample,
     TrainingRound,
-    Verdict,
     utcnow,
 )
 from app.settings import get_settings
 from app.training.schemas import RoundSettings
+from app.training.service import check_enough_ratings
+from app.errors import Conflict
+from worker.gates import Gate, policy_gates, reward_model_gate
 from worker.training.checkpoint_io import read_metadata
-from worker.training.data import PreferencePair, ScoredResponse, TrainingCancelled
+from worker.training.data import PreferencePair, TrainingCancelled, TrainResult
 from worker.training.dpo import DPOConfig, run_dpo
 from worker.training.ppo import PPOConfig, run_ppo
 from worker.training.reward_model import RewardModelConfig, fit_reward_model
+from worker.training.watch import WatchConfig
 
 HEARTBEAT_SECONDS = 5
-MIN_COMPARISONS = 4
 PPO_PROMPTS = 512
+HELD_OUT_SHARE = 0.2  # of the comparisons: the reward model's and DPO's held-out accuracy
+PROBE_PROMPTS = 64  # active prompts the watch samples, never trained on by PPO
+DPO_MAX_EPOCHS = 8
+# Watch checks over a policy phase that runs to its end. DPO can go from a KL of 1
+# to 100 nats in 10 steps on this project's small model (bench/README.md), so
+# checks come every 5 steps of a default 80-step round.
+CHECKS_PER_ROUND = 16
 
 
 class RoundLost(Exception):
@@ -125,38 +146,26 @@ class RoundRun:
         return bool(result.rowcount)
 
 
-def snapshot_ratings(round_id: int, settings: RoundSettings) -> tuple[list[PreferencePair], list[ScoredResponse]]:
-    """Record exactly which ratings the round uses, and turn them into training data."""
+def snapshot_ratings(round_id: int, settings: RoundSettings) -> list[PreferencePair]:
+    """Record exactly which ratings the round uses, and turn them into comparisons
+    (app.feedback.examples decides what each rating means)."""
     with session_scope() as db:
-        query = select(Rating.id)
-        if settings.ratings == "since_last_round":
-            query = query.where(~exists().where(RoundRating.rating_id == Rating.id))
-        rating_ids = list(db.scalars(query.order_by(Rating.id)))
+        rating_ids = selected_rating_ids(db, settings.ratings)
         if rating_ids:
             db.execute(insert(RoundRating), [{"round_id": round_id, "rating_id": r} for r in rating_ids])
-        return ratings_to_examples(db, rating_ids)
-
-
-def ratings_to_examples(db, rating_ids: list[int]) -> tuple[list[PreferencePair], list[ScoredResponse]]:
-    pairs, scored = [], []
-    for start in range(0, len(rating_ids), 500):
-        chunk = rating_ids[start : start + 500]
-        ratings = db.scalars(select(Rating).where(Rating.id.in_(chunk))).all()
-        sample_ids = {p["sample_id"] for r in ratings for p in r.provenance}
-        texts = dict(db.execute(select(Sample.id, Sample.text).where(Sample.id.in_(sample_ids))).tuples().all())
-        prompts = dict(db.execute(select(Sample.id, Prompt.text).join(Prompt, Prompt.id == Sample.prompt_id)
-                                  .where(Sample.id.in_(sample_ids))).tuples().all())
-        for rating in ratings:
-            shown = [p["sample_id"] for p in rating.provenance]
-            prompt = prompts[shown[0]]
-            if rating.verdict == Verdict.preferred:
-                pairs += [PreferencePair(prompt, texts[rating.preferred_sample_id], texts[other])
-                          for other in shown if other != rating.preferred_sample_id]
-            elif rating.verdict in (Verdict.tie, Verdict.both_bad) and len(shown) >= 2:
-                # Both say "no preference between these": a tie for Bradley-Terry.
-                pairs.append(PreferencePair(prompt, texts[shown[0]], texts[shown[1]], tie=True))
-            scored += [ScoredResponse(prompt, texts[int(s)], float(v)) for s, v in rating.scores.items()]
-    return pairs, scored
+        comparisons = comparisons_of(rating_rows(db, rating_ids))
+        check_enough_ratings(count(comparisons, len(rating_ids)), settings.ratings)
+        sample_ids = {s for c in comparisons for s in (c.chosen, c.rejected)}
+        texts, prompts = {}, {}
+        ids = sorted(sample_ids)
+        for start in range(0, len(ids), 1000):
+            chunk = ids[start : start + 1000]
+            texts |= dict(db.execute(select(Sample.id, Sample.text).where(Sample.id.in_(chunk))).tuples().all())
+        prompt_ids = sorted({c.prompt_id for c in comparisons})
+        for start in range(0, len(prompt_ids), 1000):
+            chunk = prompt_ids[start : start + 1000]
+            prompts |= dict(db.execute(select(Prompt.id, Prompt.text).where(Prompt.id.in_(chunk))).tuples().all())
+    return [PreferencePair(prompts[c.prompt_id], texts[c.chosen], texts[c.rejected], tie=c.tie) for c in comparisons]
 
 
 def execute_round(round_id: int) -> str:
@@ -165,20 +174,23 @@ def execute_round(round_id: int) -> str:
     if not run.claim():
         return "not claimed"
     try:
-        _train_and_publish(run)
-        return RoundStatus.succeeded
+        return _train_and_publish(run)
     except (TrainingCancelled, RoundLost):
         if run.lost.is_set():
             return "lost"
         run.finish(RoundStatus.cancelled, "cancelled by an admin; the current checkpoint is unchanged")
         return RoundStatus.cancelled
+    except Conflict as error:  # refused at its start (too few ratings): a message, not a traceback
+        run.log(str(error))
+        run.finish(RoundStatus.failed, str(error))
+        return RoundStatus.failed
     except Exception as error:  # noqa: BLE001 - every failure is recorded on the round
         run.log(traceback.format_exc(limit=5))
         run.finish(RoundStatus.failed, f"{error.__class__.__name__}: {error}")
         return RoundStatus.failed
 
 
-def _train_and_publish(run: RoundRun) -> None:
+def _train_and_publish(run: RoundRun) -> RoundStatus:
     store = get_settings().checkpoint_dir.resolve()
     with session_scope() as db:
         round_ = db.get(TrainingRound, run.round_id)
@@ -188,63 +200,135 @@ def _train_and_publish(run: RoundRun) -> None:
             raise ValueError("no current checkpoint to train from")
         round_.base_checkpoint_id = base.id
         base_id, base_path = base.id, resolve_path(base)
-        prompts = list(db.scalars(select(Prompt.text).where(Prompt.active.is_(True))))
-    pairs, scored = snapshot_ratings(run.round_id, settings)
-    run.log(f"{settings.algorithm} on checkpoint {base_id}: {len(pairs)} pairs "
-            f"({sum(p.tie for p in pairs)} ties), {len(scored)} scores, {len(prompts)} prompts")
-    if len(pairs) + len(scored) < MIN_COMPARISONS:
-        raise ValueError(f"needs at least {MIN_COMPARISONS} rated comparisons, has {len(pairs) + len(scored)}")
-
+        prompts = list(db.scalars(select(Prompt.text).where(Prompt.active.is_(True)).order_by(Prompt.id)))
+    comparisons = snapshot_ratings(run.round_id, settings)
+    decisive = [c for c in comparisons if not c.tie]
+    random.Random(settings.seed).shuffle(prompts)
+    probe, train_prompts = prompts[:PROBE_PROMPTS], prompts[PROBE_PROMPTS:] or prompts
+    report: dict = {"comparisons": {"decisive": len(decisive), "ties": len(comparisons) - len(decisive)},
+                    "held_out_prompts": len(probe)}
+    run.log(f"{settings.algorithm} on checkpoint {base_id}: {len(decisive)} decisive comparisons, "
+            f"{len(comparisons) - len(decisive)} ties; {len(train_prompts)} training prompts, "
+            f"{len(probe)} held out")
+    generation = get_settings()
+    watch = WatchConfig(prompts=probe, kl_budget=settings.kl_budget, seed=settings.seed,
+                        max_new_tokens=generation.generation_max_new_tokens,
+                        temperature=generation.generation_temperature or 1.0)
+    gates: list[Gate] = []
     work = store / "rounds" / str(run.round_id)
-    rm_config = RewardModelConfig(seed=settings.seed, epochs=settings.reward_model_epochs)
-    rm_steps = settings.reward_model_epochs * math.ceil(len(pairs) / rm_config.batch_size)
-    reward = fit_reward_model(base_path, pairs, scored, rm_config, work / "reward_model",
-                              on_metrics=run.metrics_callback("reward_model", 0.0, 0.3, rm_steps),
-                              should_stop=run.should_stop)
-    run.log(f"reward model: {_summary(reward.metrics)}")
-
     out_dir = store / f"round-{run.round_id}"
+
     if settings.algorithm == "ppo":
+        rm_config = RewardModelConfig(seed=settings.seed, epochs=settings.reward_model_epochs,
+                                      eval_fraction=HELD_OUT_SHARE)
+        rm_steps = settings.reward_model_epochs * math.ceil(
+            (len(comparisons) - int(len(comparisons) * HELD_OUT_SHARE)) / rm_config.batch_size)
+        reward = fit_reward_model(base_path, comparisons, rm_config, work / "reward_model",
+                                  on_metrics=run.metrics_callback("reward_model", 0.0, 0.3, rm_steps),
+                                  should_stop=run.should_stop)
+        run.log(f"reward model: {_summary(reward.metrics)}")
+        report["reward_model"] = {"steps": int(reward.metrics["steps"]), "epochs": settings.reward_model_epochs,
+                                  "train_comparisons": int(reward.metrics["train_pairs"]),
+                                  "held_out_comparisons": int(reward.metrics["eval_pairs"])}
+        gates.append(reward_model_gate(reward.metrics.get("eval_accuracy"), int(reward.metrics["eval_decisive"])))
+        if not gates[-1].passed and get_settings().promotion != "immediate":
+            report["policy"] = {"steps_planned": settings.policy_steps, "steps_run": 0,
+                                "stopped": "the reward model is not above chance: no policy step was taken"}
+            return _reject(run, gates, report, {f"reward_model/{k}": v for k, v in reward.metrics.items()})
+        watch.every = max(1, math.ceil(settings.policy_steps / CHECKS_PER_ROUND))
         config = PPOConfig(seed=settings.seed, steps=settings.policy_steps,
                            learning_rate=settings.learning_rate, kl_coef=settings.kl_coef)
-        random.Random(settings.seed).shuffle(prompts)
-        result = run_ppo(base_path, reward.out_dir, prompts[:PPO_PROMPTS], config, out_dir,
-                         on_metrics=run.metrics_callback("ppo", 0.3, 0.95, config.steps),
-                         should_stop=run.should_stop)
+        random.Random(settings.seed).shuffle(train_prompts)
+        planned = config.steps
+        result = run_ppo(base_path, reward.out_dir, train_prompts[:PPO_PROMPTS], config, out_dir,
+                         on_metrics=run.metrics_callback("ppo", 0.3, 0.95, planned),
+                         should_stop=run.should_stop, watch=watch)
+        metrics = {f"reward_model/{k}": v for k, v in reward.metrics.items()}
     else:
-        preferences = [p for p in pairs if not p.tie]
-        config = DPOConfig(seed=settings.seed, learning_rate=settings.learning_rate, beta=settings.kl_coef)
-        config.epochs = max(1, round(settings.policy_steps * config.batch_size / max(len(preferences), 1)))
-        total = config.epochs * math.ceil(len(preferences) / config.batch_size)
-        result = run_dpo(base_path, preferences, config, out_dir,
-                         on_metrics=run.metrics_callback("dpo", 0.3, 0.95, total),
-                         should_stop=run.should_stop)
+        config = DPOConfig(seed=settings.seed, learning_rate=settings.learning_rate, beta=settings.kl_coef,
+                           eval_fraction=HELD_OUT_SHARE, max_steps=settings.policy_steps)
+        train_pairs = len(decisive) - int(len(decisive) * HELD_OUT_SHARE)
+        batches = math.ceil(train_pairs / config.batch_size)
+        config.epochs = min(DPO_MAX_EPOCHS, math.ceil(settings.policy_steps / batches))
+        planned = min(settings.policy_steps, config.epochs * batches)
+        watch.every = max(1, math.ceil(planned / CHECKS_PER_ROUND))
+        result = run_dpo(base_path, decisive, config, out_dir,
+                         on_metrics=run.metrics_callback("dpo", 0.0, 0.95, planned),
+                         should_stop=run.should_stop, watch=watch)
+        metrics = {}
     run.log(f"{settings.algorithm}: {_summary(result.metrics)}")
-    metadata = read_metadata(result.out_dir)
-    metrics = {f"reward_model/{k}": v for k, v in reward.metrics.items()} | {
-        f"{settings.algorithm}/{k}": v for k, v in result.metrics.items()}
-    _publish(run, base_id, result.out_dir.relative_to(store).as_posix(), metadata["content_hash"], metrics)
+    report["policy"] = {"steps_planned": planned, "steps_run": int(result.metrics["steps"]),
+                        "kept_step": result.report["kept_step"], "checks": result.report["checks"],
+                        "stopped": result.report["stopped"]}
+    report["watch"] = result.report
+    gates += policy_gates(result.report)
+    metrics |= {f"{settings.algorithm}/{k}": v for k, v in result.metrics.items()}
+    return _publish(run, base_id, result, store, metrics, gates, report)
 
 
-def _publish(run: RoundRun, base_id: int, path: str, content_hash: str, metrics: dict) -> None:
-    """Register the verified checkpoint, make it current and close the round, in one transaction."""
+def _outcome(gates: list[Gate]) -> CheckpointStatus:
+    """What a trained result becomes under the promotion setting."""
+    promotion = get_settings().promotion
+    if promotion == "immediate":
+        return CheckpointStatus.current
+    if not all(gate.passed for gate in gates):
+        return CheckpointStatus.rejected
+    return CheckpointStatus.candidate if promotion == "review" else CheckpointStatus.current
+
+
+def _failed_gates(gates: list[Gate]) -> str:
+    return "; ".join(f"{g.name} {g.value:.3g} (limit {g.limit})" if g.value is not None else f"{g.name}: {g.detail}"
+                     for g in gates if not g.passed)
+
+
+def _reject(run: RoundRun, gates: list[Gate], report: dict, metrics: dict) -> RoundStatus:
+    """End the round "rejected" before any policy step: nothing is published."""
+    reason = f"rejected by its gates: {_failed_gates(gates)}; the current checkpoint is unchanged"
+    run.log(reason)
+    if not run.finish(RoundStatus.rejected, reason, gates=[g.as_dict() for g in gates], report=report,
+                      progress=1.0):
+        raise RoundLost()
+    return RoundStatus.rejected
+
+
+def _publish(run: RoundRun, base_id: int, result: TrainResult, store: Path, metrics: dict,
+             gates: list[Gate], report: dict) -> RoundStatus:
+    """Register the verified result as its gates and the promotion setting say (candidate,
+    current, or rejected) and close the round, in one transaction."""
     if run.should_stop():
         raise RoundLost()
+    outcome = _outcome(gates)
+    failed = _failed_gates(gates)
+    status = RoundStatus.rejected if outcome == CheckpointStatus.rejected else RoundStatus.succeeded
+    error = f"rejected by its gates: {failed}; the current checkpoint is unchanged" if status == RoundStatus.rejected else None
+    reason = {CheckpointStatus.rejected: f"rejected by the gates of round {run.round_id}: {failed}",
+              CheckpointStatus.candidate: f"passed the gates of round {run.round_id}; raters compare it blind "
+                                          "with the current checkpoint",
+              CheckpointStatus.current: f"made current by round {run.round_id} (promotion: {get_settings().promotion})"
+                                        + (f"; failed gates: {failed}" if failed else "")}[outcome]
+    path = result.out_dir.relative_to(store).as_posix()
+    content_hash = read_metadata(result.out_dir)["content_hash"]
+    run.log(reason)
     run.stop_heartbeat()
     with session_scope() as db:
         owned = db.execute(
             update(TrainingRound)
             .where(TrainingRound.id == run.round_id, TrainingRound.status == RoundStatus.running,
                    TrainingRound.worker == run.worker, TrainingRound.cancel_requested.is_(False))
-            .values(status=RoundStatus.succeeded, finished_at=utcnow(), progress=1.0)
+            .values(status=status, error=error, finished_at=utcnow(), progress=1.0,
+                    gates=[g.as_dict() for g in gates], report=report)
         ).rowcount
         if not owned:
             raise RoundLost()
         checkpoint = add_checkpoint(db, path=path, name=Path(path).name, parent_id=base_id,
-                                    content_hash=content_hash, metrics=metrics)
-        make_current(db, checkpoint)
+                                    content_hash=content_hash, metrics=metrics,
+                                    status=CheckpointStatus.ready if outcome == CheckpointStatus.current else outcome,
+                                    status_reason=reason)
+        if outcome == CheckpointStatus.current:
+            make_current(db, checkpoint)
         db.execute(update(TrainingRound).where(TrainingRound.id == run.round_id)
                    .values(produced_checkpoint_id=checkpoint.id))
+    return status
 
 
 def _summary(metrics: dict) -> str:

@@ -1,8 +1,11 @@
 """Hidden preference rules for simulated raters and benchmarks.
 
 Each rule scores a (prompt, response) pair; a simulated rater prefers the
-response with the higher score. The web-side simulator imports this module,
-so it stays pure Python: no torch, no transformers.
+response with the higher score. Before any rule, a rater prefers a fluent
+response to a degenerate one (empty, looping, one word again and again:
+worker.degeneration), as people do whatever they were asked to look for.
+The web-side simulator imports this module, so it stays pure Python: no
+torch, no transformers.
 """
 
 import random
@@ -10,6 +13,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
+
+from worker.degeneration import is_degenerate
 
 Preference = Literal["a", "b", "tie"]
 
@@ -96,8 +101,9 @@ def _resolve(rule: Rule | str) -> Rule:
 
 
 def satisfaction(rule: Rule | str, prompt: str, response: str) -> bool:
+    """Whether a response satisfies the rule; a degenerate response satisfies none."""
     rule = _resolve(rule)
-    return rule.score(prompt, response) > rule.threshold
+    return rule.score(prompt, response) > rule.threshold and not is_degenerate(response)
 
 
 def prefer(
@@ -108,7 +114,8 @@ def prefer(
     noise: float = 0.0,
     rng: random.Random | None = None,
 ) -> Preference:
-    """A simulated rater's answer: the higher-scoring response, "tie" when equal.
+    """A simulated rater's answer: the fluent response over a degenerate one, else the
+    higher-scoring response by the rule, "tie" when equal.
 
     With probability `noise` the rater answers "a" or "b" at random instead,
     like a human who misread or clicked carelessly.
@@ -117,6 +124,9 @@ def prefer(
     rng = rng or random.Random()
     if noise > 0 and rng.random() < noise:
         return rng.choice(("a", "b"))
+    broken_a, broken_b = is_degenerate(a), is_degenerate(b)
+    if broken_a != broken_b:
+        return "b" if broken_a else "a"
     score_a, score_b = rule.score(prompt, a), rule.score(prompt, b)
     if score_a == score_b:
         return "tie"

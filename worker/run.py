@@ -4,13 +4,18 @@ from app.settings import get_settings
 from worker.celery_app import QUEUES, celery_app
 
 
-def run_worker(queues: list[str], *, beat: bool | None = None, loglevel: str = "INFO") -> None:
+def run_worker(queues: list[str], *, beat: bool | None = None, loglevel: str = "INFO", quiet: bool = False) -> None:
     unknown = set(queues) - set(QUEUES)
     if unknown or not queues:
         from app.errors import InvalidInput
 
         raise InvalidInput(f"queues must be among {', '.join(QUEUES)}; got {', '.join(queues) or 'none'}")
     settings = get_settings()
+    # Model loading reports and progress bars say nothing an operator acts on.
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()
     if settings.embedded_broker:
         # kombu's SQL transport polls; its 1 s default makes every task wait.
         from kombu.transport import sqlalchemy as sql_transport
@@ -19,6 +24,8 @@ def run_worker(queues: list[str], *, beat: bool | None = None, loglevel: str = "
     # One task at a time per process: training and generation each want every core.
     argv = ["worker", "-Q", ",".join(queues), "--pool=solo", f"--loglevel={loglevel}",
             f"--hostname={'+'.join(queues)}@%h"]
+    if quiet:  # no start-up banner (the demo prints its own few lines)
+        argv.insert(0, "--quiet")
     # The periodic refill and round dispatch run in the generate worker by default.
     # Their schedule is kept in memory: at 10-15 s intervals there is nothing worth
     # persisting, and the on-disk shelve once came back truncated and killed the beat

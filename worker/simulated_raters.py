@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from worker.rules import RULES, Rule, prefer
+from worker.degeneration import is_degenerate
+from worker.rules import RULES, Rule, prefer, satisfaction
 
 USER_PREFIX = "sim-"
 TOKEN_NAME = "simulate"
@@ -68,7 +69,7 @@ def answer_item(rule: Rule, item: dict, noise: float, rng: random.Random) -> dic
     flip = noise > 0 and rng.random() < noise
     if item["kind"] == "score":
         (response,) = responses
-        satisfied = rule.score(prompt, response["text"]) > rule.threshold
+        satisfied = satisfaction(rule, prompt, response["text"])
         score = SATISFIED_SCORE if satisfied != flip else UNSATISFIED_SCORE
         return {"item_id": item["item_id"], "scores": {str(response["id"]): score}}
     if len(responses) == 2:
@@ -78,7 +79,8 @@ def answer_item(rule: Rule, item: dict, noise: float, rng: random.Random) -> dic
             choice = {"a": "b", "b": "a"}.get(choice) or rng.choice(("a", "b"))
         preferred = None if choice == "tie" else (a if choice == "a" else b)
     else:
-        scores = [rule.score(prompt, r["text"]) for r in responses]
+        # Fluent before degenerate, then by the rule (as prefer() does for two).
+        scores = [(not is_degenerate(r["text"]), rule.score(prompt, r["text"])) for r in responses]
         best = [r for r, s in zip(responses, scores) if s == max(scores)]
         preferred = best[0] if len(best) == 1 else None
         if flip:

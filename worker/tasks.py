@@ -6,6 +6,7 @@ from celery.signals import worker_ready
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
+from app.checkpoints.review import review_candidates
 from app.db import session_scope
 from app.models import RoundStatus, TrainingRound
 from app.queue import RUN_ROUND
@@ -31,7 +32,7 @@ def run_round_task(round_id: int) -> str:
 
     status = execute_round(round_id)
     if status == RoundStatus.succeeded:
-        # The new checkpoint is current: sample the next items from it now.
+        # A new current checkpoint, or a candidate to compare with it: sample the next items now.
         refill_pool_task.apply_async(queue="generate")
     return str(status)
 
@@ -39,11 +40,13 @@ def run_round_task(round_id: int) -> str:
 @celery_app.task(name="tuneloop.dispatch_rounds", autoretry_for=(OperationalError,),
                  retry_backoff=True, max_retries=5)
 def dispatch_rounds_task() -> list[int]:
-    """Fail rounds of dead workers, start automatic rounds, re-send queued rounds whose
-    message was lost (the database, not the broker, says what is queued)."""
+    """Fail rounds of dead workers, apply the raters' verdict on a candidate, start automatic
+    rounds, re-send queued rounds whose message was lost (the database, not the broker,
+    says what is queued)."""
     settings = get_settings()
     with session_scope() as db:
         fail_stale_rounds(db)
+        review_candidates(db)
         active = db.scalar(select(TrainingRound.id).where(
             TrainingRound.status.in_([RoundStatus.queued, RoundStatus.running])).limit(1))
         if active is None and auto_round_due(db):

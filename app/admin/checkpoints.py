@@ -2,16 +2,21 @@
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
-from sqlalchemy import select
 
 from app.admin.rendering import not_found, render, status_for
 from app.auth.page_guard import CsrfChecked, PageAdmin, PageRoute, Viewer
-from app.checkpoints.routes import checkpoint_views
-from app.checkpoints.service import current_checkpoint, get_checkpoint, list_checkpoints, make_current
+from app.checkpoints.service import (
+    current_checkpoint,
+    get_checkpoint,
+    list_checkpoints,
+    make_current,
+    reject_checkpoint,
+)
+from app.checkpoints.views import checkpoint_views
 from app.checkpoints.win_rate import comparisons, head_to_head
 from app.deps import SessionDep
 from app.errors import Conflict, NotFound
-from app.models import TrainingRound
+from app.settings import get_settings
 
 router = APIRouter(route_class=PageRoute)
 
@@ -27,31 +32,31 @@ SUMMARY_METRICS = (
 
 
 def _checkpoints_page(request: Request, db: SessionDep, viewer: Viewer, *, error: str = "",
-                      promoted: int | None = None, status_code: int = 200) -> Response:
+                      promoted: int | None = None, rejected: int | None = None,
+                      status_code: int = 200) -> Response:
     checkpoints = list_checkpoints(db)
     games = comparisons(db)
     current = current_checkpoint(db)
-    produced_by = dict(db.execute(select(TrainingRound.produced_checkpoint_id, TrainingRound.id)
-                                  .where(TrainingRound.produced_checkpoint_id.is_not(None))).tuples().all())
     return render(
         request, "checkpoints.html", viewer, "checkpoints", status_code=status_code,
-        views=checkpoint_views(checkpoints, games),
+        views=checkpoint_views(db, checkpoints, games),
         versions={c.id: c.version for c in checkpoints},
         games_vs_parent={c.id: head_to_head(games, c.id, c.parent_id).games
                          for c in checkpoints if c.parent_id is not None},
-        produced_by=produced_by, current_version=current.version if current else None,
+        current_version=current.version if current else None,
+        max_games=get_settings().review_max_comparisons,
         # Only the columns some checkpoint has a value for (PPO-only lineages have no DPO loss).
         summary_metrics=[(key, label) for key, label in SUMMARY_METRICS
                          if any(key in c.metrics for c in checkpoints)],
-        error=error, promoted=promoted,
+        error=error, promoted=promoted, rejected=rejected,
     )
 
 
 @router.get("/admin/checkpoints")
 def checkpoints_page(request: Request, db: SessionDep, viewer: PageAdmin,
-                     promoted: int | None = None) -> Response:
-    """Every checkpoint with lineage, metrics and human win rate."""
-    return _checkpoints_page(request, db, viewer, promoted=promoted)
+                     promoted: int | None = None, rejected: int | None = None) -> Response:
+    """Every checkpoint with lineage, metrics, status and why, human win rate and review."""
+    return _checkpoints_page(request, db, viewer, promoted=promoted, rejected=rejected)
 
 
 @router.post("/admin/checkpoints/{checkpoint_id}/promote", dependencies=[CsrfChecked])
@@ -60,9 +65,23 @@ def promote_checkpoint(request: Request, db: SessionDep, viewer: PageAdmin,
     """Make a checkpoint current: a promotion, or a rollback to an older one."""
     try:
         checkpoint = get_checkpoint(db, checkpoint_id)
-        make_current(db, checkpoint)
+        make_current(db, checkpoint, reason=f"promoted by hand by {viewer.user.name}")
     except NotFound as error:
         return not_found(request, viewer, error)
     except Conflict as error:
         return _checkpoints_page(request, db, viewer, error=str(error), status_code=status_for(error))
     return RedirectResponse(f"/admin/checkpoints?promoted={checkpoint.version}", status_code=303)
+
+
+@router.post("/admin/checkpoints/{checkpoint_id}/reject", dependencies=[CsrfChecked])
+def reject_checkpoint_page(request: Request, db: SessionDep, viewer: PageAdmin,
+                           checkpoint_id: int) -> Response:
+    """Turn a candidate down by hand; the current checkpoint stays."""
+    try:
+        checkpoint = get_checkpoint(db, checkpoint_id)
+        reject_checkpoint(db, checkpoint, f"rejected by hand by {viewer.user.name}")
+    except NotFound as error:
+        return not_found(request, viewer, error)
+    except Conflict as error:
+        return _checkpoints_page(request, db, viewer, error=str(error), status_code=status_for(error))
+    return RedirectResponse(f"/admin/checkpoints?rejected={checkpoint.version}", status_code=303)

@@ -9,9 +9,12 @@ from app.admin.pool_status import pool_status
 from app.admin.rendering import render, status_for
 from app.admin.round_form import form_values, parse_round_settings, posted_round_fields
 from app.auth.page_guard import CsrfChecked, PageAdmin, PageRoute, Viewer
-from app.checkpoints.service import current_checkpoint
+from app.checkpoints.service import current_checkpoint, under_review
+from app.checkpoints.views import checkpoint_views
+from app.checkpoints.win_rate import comparisons
 from app.deps import SessionDep
 from app.errors import Conflict, InvalidInput, QueueUnavailable
+from app.settings import get_settings
 from app.training import service as rounds
 from app.training.service import ACTIVE
 
@@ -23,9 +26,12 @@ def _overview(request: Request, db: SessionDep, viewer: Viewer, *, error: str = 
               error_field: str = "", fields: dict[str, str] | None = None,
               status_code: int = 200) -> Response:
     recent = rounds.list_rounds(db, limit=RECENT_ROUNDS)
+    candidate = under_review(db)
     return render(
         request, "overview.html", viewer, "overview", status_code=status_code,
         current=current_checkpoint(db), pool=pool_status(db), rounds=recent,
+        candidate=checkpoint_views(db, [candidate], comparisons(db))[0] if candidate else None,
+        usable=rounds.usable_comparisons(db, "all"), min_comparisons=get_settings().min_round_comparisons,
         ratings_used=rounds.ratings_used(db, [r.id for r in recent]),
         active_round=next((r for r in recent if r.status in ACTIVE), None),
         new_ratings=rounds.new_ratings_since_last_round(db),

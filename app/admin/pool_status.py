@@ -21,7 +21,8 @@ class PoolStatus:
     open_by_purpose: dict[str, int]
     by_source: list[SourceRow]
     open_items: int
-    done_items: int
+    answered_items: int  # every answer they need is in
+    closed_items: int  # closed unanswered: sampled by a checkpoint that stopped being current
     leased_now: int
     active_prompts: int
     ratings: int
@@ -46,7 +47,10 @@ def pool_status(db: Session) -> PoolStatus:
         open_by_purpose={str(k): v for k, v in open_by_purpose.items()},
         by_source=[SourceRow(s, open_by_source.get(s, 0), prompts_by_source.get(s, 0)) for s in sources],
         open_items=sum(open_by_source.values()),
-        done_items=db.scalar(select(func.count()).select_from(Item).where(Item.done.is_(True))) or 0,
+        answered_items=db.scalar(select(func.count()).select_from(Item).where(
+            Item.done.is_(True), Item.answers > 0)) or 0,
+        closed_items=db.scalar(select(func.count()).select_from(Item).where(
+            Item.done.is_(True), Item.answers == 0)) or 0,
         leased_now=db.scalar(select(func.count()).select_from(Lease).where(
             Lease.expires_at > utcnow(), Lease.skipped_at.is_(None))) or 0,
         active_prompts=sum(prompts_by_source.values()),

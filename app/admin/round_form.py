@@ -11,6 +11,7 @@ LABELS = {
     "policy_steps": "Policy steps",
     "learning_rate": "Learning rate",
     "kl_coef": "KL coefficient",
+    "kl_budget": "KL budget",
     "reward_model_epochs": "Reward-model epochs",
     "ratings": "Ratings",
     "seed": "Seed",

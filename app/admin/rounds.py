@@ -9,6 +9,7 @@ from app.deps import SessionDep
 from app.errors import Conflict, NotFound
 from app.models import TrainingRound
 from app.training import service as rounds
+from app.training.schemas import RoundSettings
 
 router = APIRouter(route_class=PageRoute)
 
@@ -16,7 +17,8 @@ router = APIRouter(route_class=PageRoute)
 def _round_page(request: Request, db: SessionDep, viewer: Viewer, round_: TrainingRound, *,
                 error: str = "", cancelled: bool = False, status_code: int = 200) -> Response:
     return render(request, "round.html", viewer, "overview", status_code=status_code,
-                  round=round_, ratings_used=rounds.ratings_used(db, [round_.id]).get(round_.id, 0),
+                  round=round_, settings=RoundSettings.model_validate(round_.config),
+                  ratings_used=rounds.ratings_used(db, [round_.id]).get(round_.id, 0),
                   error=error, cancelled=cancelled)
 
 

@@ -24,6 +24,12 @@ def current_checkpoint(db: Session) -> Checkpoint | None:
     return db.scalar(select(Checkpoint).where(Checkpoint.status == CheckpointStatus.current))
 
 
+def under_review(db: Session) -> Checkpoint | None:
+    """The candidate raters are comparing with the current checkpoint, if any (rounds make one at a time)."""
+    return db.scalar(select(Checkpoint).where(Checkpoint.status == CheckpointStatus.candidate)
+                     .order_by(Checkpoint.version.desc()).limit(1))
+
+
 def list_checkpoints(db: Session) -> list[Checkpoint]:
     return list(db.scalars(select(Checkpoint).order_by(Checkpoint.version.desc())))
 
@@ -66,11 +72,12 @@ def next_version(db: Session) -> int:
 
 def add_checkpoint(db: Session, *, path: str, name: str, parent_id: int | None,
                    content_hash: str = "", metrics: dict | None = None,
-                   status: CheckpointStatus = CheckpointStatus.ready) -> Checkpoint:
+                   status: CheckpointStatus = CheckpointStatus.ready, status_reason: str = "") -> Checkpoint:
     if ".." in Path(path).parts:
         raise InvalidInput(f"checkpoint path {path!r} leaves the checkpoint store", field="path")
     checkpoint = Checkpoint(version=next_version(db), path=path, name=name, parent_id=parent_id,
-                            content_hash=content_hash, metrics=metrics or {}, status=status)
+                            content_hash=content_hash, metrics=metrics or {}, status=status,
+                            status_reason=status_reason)
     db.add(checkpoint)
     db.flush()
     return checkpoint
@@ -88,16 +95,24 @@ def register_checkpoint(db: Session, path: Path, *, name: str = "", content_hash
     return checkpoint
 
 
-def make_current(db: Session, checkpoint: Checkpoint) -> None:
-    """Promote (or roll back to) a ready checkpoint in one transaction.
+PROMOTABLE = (CheckpointStatus.candidate, CheckpointStatus.ready, CheckpointStatus.retired,
+              CheckpointStatus.rejected)
 
-    Generation picks the new one up on its next batch; unstarted training items
-    sampled from other checkpoints are closed so raters judge the current model.
+
+def make_current(db: Session, checkpoint: Checkpoint, reason: str = "") -> None:
+    """Promote (or roll back to) a checkpoint in one transaction.
+
+    Rounds and the raters' review promote candidates; an admin may also promote a
+    ready, retired or rejected checkpoint by hand. Generation picks the new one up
+    on its next batch; unstarted training items sampled from other checkpoints are
+    closed so raters judge the current model.
     """
     if checkpoint.status == CheckpointStatus.current:
         return
-    if checkpoint.status not in (CheckpointStatus.ready, CheckpointStatus.retired):
+    if checkpoint.status not in PROMOTABLE:
         raise Conflict(f"checkpoint v{checkpoint.version} is {checkpoint.status}, not ready")
+    if reason:
+        checkpoint.status_reason = reason
     db.execute(update(Checkpoint).where(Checkpoint.status == CheckpointStatus.current)
                .values(status=CheckpointStatus.ready))
     db.flush()
@@ -118,3 +133,18 @@ def _close_stale_training_items(db: Session, current_id: int) -> None:
     )
     # "done" closes the item for leasing; its answer count stays honest (zero).
     db.execute(update(Item).where(Item.id.in_(stale)).values(done=True))
+
+
+def reject_checkpoint(db: Session, checkpoint: Checkpoint, reason: str) -> None:
+    """Turn a candidate (or any checkpoint not current) down; items still waiting to compare it close."""
+    if checkpoint.status == CheckpointStatus.current:
+        raise Conflict(f"checkpoint v{checkpoint.version} is current; promote another one first")
+    checkpoint.status, checkpoint.status_reason = CheckpointStatus.rejected, reason
+    db.flush()
+    waiting = (
+        select(Item.id)
+        .join(ItemResponse, ItemResponse.item_id == Item.id)
+        .join(Sample, Sample.id == ItemResponse.sample_id)
+        .where(Item.done.is_(False), Item.answers == 0, Sample.checkpoint_id == checkpoint.id)
+    )
+    db.execute(update(Item).where(Item.id.in_(waiting)).values(done=True))

@@ -4,6 +4,10 @@ Bradley-Terry on log-strengths theta (the first checkpoint fixed at 0), fitted b
 Newton steps on the penalised log-likelihood; a small Gaussian prior keeps
 theta finite when one checkpoint has only wins. Intervals are +-1.96 standard
 errors from the inverse Fisher information.
+
+A share won (one checkpoint against another, or a reward model's held-out
+accuracy) gets Wilson's score interval, which stays inside 0..1 and keeps its
+coverage for a handful of games, where the normal approximation does not.
 """
 
 import math
@@ -16,6 +20,18 @@ from sqlalchemy.orm import Session
 from app.models import Item, ItemPurpose, Rating, Verdict
 
 PRIOR_PRECISION = 0.1  # a N(0, 10) prior on each log-strength
+Z_95 = 1.959964  # two-sided 95%
+
+
+def wilson_interval(wins: float, games: int, z: float = Z_95) -> tuple[float, float]:
+    """The 95% interval of a share won (Wilson 1927); ties may count half. (0, 1) with no games."""
+    if games <= 0:
+        return 0.0, 1.0
+    share = wins / games
+    spread = z * math.sqrt(share * (1 - share) / games + z * z / (4 * games * games))
+    centre = share + z * z / (2 * games)
+    scale = 1 + z * z / games
+    return max(0.0, (centre - spread) / scale), min(1.0, (centre + spread) / scale)
 
 
 @dataclass
@@ -29,10 +45,19 @@ class Strength:
 class HeadToHead:
     wins: float = 0.0  # ties count half
     games: int = 0
+    ties: int = 0
 
     @property
     def rate(self) -> float | None:
         return self.wins / self.games if self.games else None
+
+    @property
+    def decisive(self) -> int:
+        return self.games - self.ties
+
+    @property
+    def decisive_wins(self) -> float:
+        return self.wins - 0.5 * self.ties
 
 
 def comparisons(db: Session) -> list[tuple[int, int, float]]:
@@ -55,10 +80,10 @@ def comparisons(db: Session) -> list[tuple[int, int, float]]:
 def head_to_head(games: list[tuple[int, int, float]], child: int, parent: int) -> HeadToHead:
     record = HeadToHead()
     for a, b, score in games:
-        if (a, b) == (child, parent):
-            record.wins, record.games = record.wins + score, record.games + 1
-        elif (a, b) == (parent, child):
-            record.wins, record.games = record.wins + 1 - score, record.games + 1
+        if (a, b) in ((child, parent), (parent, child)):
+            record.wins += score if a == child else 1 - score
+            record.games += 1
+            record.ties += score == 0.5
     return record
 
 

@@ -8,9 +8,14 @@ from app.models.base import Base, CreatedAt, str_enum
 
 class CheckpointStatus(StrEnum):
     training = "training"
+    # Produced by a round and through its gates; raters compare it blind with the
+    # current checkpoint until the win rate's interval decides (app.checkpoints.review).
+    candidate = "candidate"
     ready = "ready"
     current = "current"
     retired = "retired"
+    # A gate or the raters' comparisons (or an admin) turned it down; kept for inspection.
+    rejected = "rejected"
 
 
 class Checkpoint(CreatedAt, Base):
@@ -37,6 +42,8 @@ class Checkpoint(CreatedAt, Base):
         str_enum(CheckpointStatus), default=CheckpointStatus.ready
     )
     metrics: Mapped[dict] = mapped_column(default=dict)
+    # Why it has its status: the failed gates, the raters' verdict, or the admin who decided.
+    status_reason: Mapped[str] = mapped_column(sa.Text, default="")
 
     parent: Mapped["Checkpoint | None"] = relationship(remote_side=[id])
 

@@ -14,10 +14,12 @@ class RoundStatus(StrEnum):
     succeeded = "succeeded"
     failed = "failed"
     cancelled = "cancelled"
+    # Ran to the end, but a gate turned its result down: nothing new went live.
+    rejected = "rejected"
 
     @property
     def finished(self) -> bool:
-        return self in (RoundStatus.succeeded, RoundStatus.failed, RoundStatus.cancelled)
+        return self not in (RoundStatus.queued, RoundStatus.running)
 
 
 class Algorithm(StrEnum):
@@ -40,6 +42,11 @@ class TrainingRound(CreatedAt, Base):
     error: Mapped[str | None] = mapped_column(sa.Text)
     log: Mapped[str] = mapped_column(sa.Text, default="")
     progress: Mapped[float] = mapped_column(default=0.0)
+    # Each gate the result met or failed: [{name, value, limit, passed, detail}].
+    gates: Mapped[list] = mapped_column(default=list)
+    # What actually ran: examples used, steps planned and run, why it stopped early,
+    # samples of the parent and the result on the same held-out prompts.
+    report: Mapped[dict] = mapped_column(default=dict)
     cancel_requested: Mapped[bool] = mapped_column(default=False)
     # The worker running it proves it is alive; a stale heartbeat fails the round.
     worker: Mapped[str] = mapped_column(sa.String(255), default="")

@@ -18,11 +18,17 @@ NOT_FOUND = {404: {"description": "no such round"}}
 def _views(db, rounds: list[TrainingRound], detail: bool = False) -> list:
     used = service.ratings_used(db, [r.id for r in rounds])
     schema = RoundDetail if detail else RoundOut
-    return [schema.model_validate(r).model_copy(update={"ratings_used": used.get(r.id, 0)}) for r in rounds]
+    return [schema.model_validate(r).model_copy(update={
+        "ratings_used": used.get(r.id, 0),
+        "base_checkpoint_version": r.base_checkpoint.version if r.base_checkpoint else None,
+        "produced_checkpoint_version": r.produced_checkpoint.version if r.produced_checkpoint else None,
+    }) for r in rounds]
 
 
 @router.post("", response_model=RoundCreated, status_code=status.HTTP_201_CREATED,
-             responses=ADMIN_ERRORS | {409: {"description": "a round is already active"},
+             responses=ADMIN_ERRORS | {409: {"description": "a round is already active, a candidate is under "
+                                                      "review, or the ratings give too few decisive comparisons"},
+                                       422: {"description": "bad settings, or no current checkpoint"},
                                        503: {"description": "the task queue is unavailable"}})
 def launch_round(settings: RoundSettings, db: SessionDep, admin: CurrentAdmin) -> RoundCreated:
     """Queue a training round (PPO or DPO) on the current checkpoint."""

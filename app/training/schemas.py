@@ -16,9 +16,14 @@ class RoundSettings(BaseModel):
     algorithm: Literal["ppo", "dpo"] = "dpo"
     # 80 DPO steps is what bench/loop.py needed for every built-in rule (bench/README.md);
     # a PPO iteration costs several DPO steps, so PPO rounds usually want fewer.
-    policy_steps: int = Field(80, ge=1, le=10_000, description="PPO iterations or DPO optimizer steps")
+    policy_steps: int = Field(80, ge=1, le=10_000, description=(
+        "PPO iterations, or DPO optimizer steps at most: a DPO round runs min(policy_steps, "
+        "8 epochs of its training pairs in batches of 32); both stop earlier when the watch says so"))
     learning_rate: float = Field(1e-4, gt=0, le=1.0)
     kl_coef: float = Field(0.05, ge=0, le=10.0, description="PPO KL penalty, or DPO beta")
+    kl_budget: float = Field(15.0, gt=0, le=10_000, description=(
+        "nats per response: training stops, and the result is rejected, when the policy's KL to the "
+        "checkpoint it started from, on held-out prompts, goes beyond it"))
     reward_model_epochs: int = Field(2, ge=1, le=100)
     ratings: Literal["all", "since_last_round"] = Field(
         "all", description="which human ratings the round trains on")
@@ -30,6 +35,16 @@ class RoundCreated(BaseModel):
     status: RoundStatus
 
 
+class GateOut(BaseModel):
+    """One gate a round's result had to pass (worker/gates.py)."""
+
+    name: str
+    value: float | None
+    limit: str
+    passed: bool
+    detail: str = ""
+
+
 class RoundOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -39,16 +54,22 @@ class RoundOut(BaseModel):
     config: dict
     base_checkpoint_id: int | None
     produced_checkpoint_id: int | None
+    base_checkpoint_version: int | None = None
+    produced_checkpoint_version: int | None = None
     error: str | None
     progress: float
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
     ratings_used: int = 0
+    gates: list[GateOut] = Field(default_factory=list, description="each gate with its value, limit and outcome")
 
 
 class RoundDetail(RoundOut):
     log: str
+    report: dict = Field(default_factory=dict, description=(
+        "what actually ran: comparisons used, steps planned and run, why training stopped, "
+        "held-out figures of the parent and the result, samples of both on the same prompts"))
 
 
 class MetricPoint(BaseModel):
@@ -59,13 +80,28 @@ class MetricPoint(BaseModel):
     value: float
 
 
+class ReviewOut(BaseModel):
+    """The raters' blind comparisons of a candidate with the current checkpoint so far."""
+
+    against_id: int
+    wins: float = Field(description="decisive comparisons the candidate won")
+    decisive: int
+    ties: int
+    win_rate: float | None = Field(description="wins among decisive comparisons")
+    interval: tuple[float, float] = Field(description="95% Wilson interval of the win rate")
+    needed: int = Field(description="decisive comparisons still needed before a verdict is possible")
+    max_comparisons: int = Field(description="comparisons (ties included) after which an undecided candidate "
+                                             "is dropped")
+
+
 class CheckpointOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: int
     version: int
     name: str
-    status: str
+    status: str = Field(description="candidate, current, ready, retired or rejected")
+    status_reason: str = ""
     is_current: bool
     parent_id: int | None
     content_hash: str
@@ -74,3 +110,5 @@ class CheckpointOut(BaseModel):
     win_rate: float | None = Field(None, description="human win rate against its parent, blind")
     strength: float | None = Field(None, description="Bradley-Terry strength (log-odds vs the first)")
     strength_interval: tuple[float, float] | None = None
+    round_id: int | None = Field(None, description="the round that produced it")
+    review: ReviewOut | None = Field(None, description="for a candidate: how the blind comparisons stand")

@@ -1,12 +1,18 @@
-"""Training rounds: launch, watch, cancel; a stale worker's round is failed, never left running."""
+"""Training rounds: launch, watch, cancel; a stale worker's round is failed, never left running.
+
+A launch is refused at once when the round could not work: no current
+checkpoint, another round active, a candidate still under review, or fewer
+decisive comparisons in its ratings than `min_round_comparisons`.
+"""
 
 from datetime import timedelta
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from app.checkpoints.service import current_checkpoint
+from app.checkpoints.service import current_checkpoint, under_review
 from app.errors import Conflict, InvalidInput, NotFound
+from app.feedback.examples import ComparisonCounts, comparisons_of, count, rating_rows, selected_rating_ids
 from app.models import (
     Rating,
     RoundMetric,
@@ -33,6 +39,11 @@ def launch_round(db: Session, settings: RoundSettings, user: User | None) -> Tra
     if db.scalar(select(func.count()).select_from(TrainingRound)
                  .where(TrainingRound.status.in_(ACTIVE))):
         raise Conflict("a round is already queued or running; wait for it or cancel it")
+    candidate = under_review(db)
+    if candidate is not None:
+        raise Conflict(f"checkpoint v{candidate.version} is a candidate under review; the next round "
+                       "trains from whichever checkpoint is current once raters (or an admin) decide")
+    check_enough_ratings(usable_comparisons(db, settings.ratings), settings.ratings)
     ensure_queue_available()
     round_ = TrainingRound(algorithm=settings.algorithm, config=settings.model_dump(),
                            created_by_id=user.id if user else None, status=RoundStatus.queued)
@@ -40,6 +51,20 @@ def launch_round(db: Session, settings: RoundSettings, user: User | None) -> Tra
     db.flush()
     send_after_commit(db, RUN_ROUND, [round_.id], queue="train")
     return round_
+
+
+def usable_comparisons(db: Session, which: str) -> ComparisonCounts:
+    """What the ratings a round would use ("all" or "since_last_round") give it to train on."""
+    ids = selected_rating_ids(db, which)
+    return count(comparisons_of(rating_rows(db, ids)), len(ids))
+
+
+def check_enough_ratings(counts: ComparisonCounts, which: str) -> None:
+    minimum = get_settings().min_round_comparisons
+    if counts.decisive < minimum:
+        raise Conflict(f"not enough ratings for a round: the {which.replace('_', ' ')} ratings "
+                       f"({counts.describe()}); a round needs at least {minimum} decisive comparisons "
+                       "(TUNELOOP_MIN_ROUND_COMPARISONS)")
 
 
 def get_round(db: Session, round_id: int) -> TrainingRound:
@@ -102,12 +127,14 @@ def new_ratings_since_last_round(db: Session) -> int:
 
 
 def auto_round_due(db: Session) -> bool:
-    """Automatic rounds (off by default): every N new ratings, or every M minutes with news."""
+    """Automatic rounds (off by default): every N new ratings, or every M minutes with news;
+    never while a candidate is under review or with too few ratings to train on."""
     settings = get_settings()
     new = new_ratings_since_last_round(db)
-    if settings.auto_round_every_ratings and new >= settings.auto_round_every_ratings:
-        return True
-    if settings.auto_round_every_minutes and new >= MIN_NEW_RATINGS:
+    due = bool(settings.auto_round_every_ratings) and new >= settings.auto_round_every_ratings
+    if not due and settings.auto_round_every_minutes and new >= MIN_NEW_RATINGS:
         last = db.scalar(select(func.max(TrainingRound.created_at)))
-        return last is None or utcnow() - last >= timedelta(minutes=settings.auto_round_every_minutes)
-    return False
+        due = last is None or utcnow() - last >= timedelta(minutes=settings.auto_round_every_minutes)
+    # The costlier checks only once a round is otherwise due.
+    return (due and under_review(db) is None
+            and usable_comparisons(db, "all").decisive >= settings.min_round_comparisons)

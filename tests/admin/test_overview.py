@@ -24,7 +24,10 @@ def test_pool_status_by_purpose_and_source(admin_client, db, lineage):
     purposes = page.split('id="open-by-purpose"')[1].split("</dl>")[0]
     assert "<dt>train</dt><dd>2</dd>" in purposes and "<dt>client</dt><dd>1</dd>" in purposes
     assert "<dt>progress</dt><dd>0</dd>" in purposes
-    assert "<dt>items done</dt><dd>1</dd>" in page and "<dt>prompts active</dt><dd>5</dd>" in page
+    assert "<dt>items answered</dt><dd>1</dd>" in page and "<dt>prompts active</dt><dd>5</dd>" in page
+    assert "items closed unanswered</dt><dd>0</dd>" in page
+    # One tie: no decisive comparison yet, of the minimum a round needs.
+    assert '<dd id="usable-comparisons">0 <span class="muted">of 32 a round needs</span></dd>' in page
     assert "<dt>new since last round</dt><dd>1</dd>" in page
     sources = page.split('id="sources-heading"')[1].split("</table>")[0]
     assert '<tr><td>api</td><td class="num">1</td>' in sources

@@ -2,11 +2,14 @@
 
 import json
 
+import pytest
 from sqlalchemy import select
 
 from app.errors import QueueUnavailable
 from app.models import RoundMetric, RoundStatus, TrainingRound
+from app.settings import get_settings
 from tests.admin.conftest import page_csrf
+from tests.factories import rate_items
 
 FORM = {"algorithm": "ppo", "policy_steps": "12", "kl_coef": "0.1", "learning_rate": "0.0003",
         "reward_model_epochs": "3", "ratings": "since_last_round", "seed": "7"}
@@ -16,14 +19,21 @@ def launch(client, **changes):
     return client.post("/admin/rounds", data=FORM | {"csrf_token": page_csrf(client)} | changes)
 
 
-def test_launch_form_queues_a_round_with_the_chosen_settings(admin_client, db, lineage, train_queue):
+@pytest.fixture
+def rated(db, lineage) -> None:
+    """Just enough decisive comparisons for a round."""
+    rate_items(db, get_settings().min_round_comparisons, checkpoint_id=lineage[0].id)
+
+
+def test_launch_form_queues_a_round_with_the_chosen_settings(admin_client, db, lineage, rated, train_queue):
     response = launch(admin_client)
     assert response.status_code == 303
     [round_] = db.scalars(select(TrainingRound)).all()
     assert response.headers["location"] == f"/admin/rounds/{round_.id}"
     assert round_.status == RoundStatus.queued
-    assert round_.config == {"algorithm": "ppo", "policy_steps": 12, "kl_coef": 0.1, "learning_rate": 3e-4,
-                             "reward_model_epochs": 3, "ratings": "since_last_round", "seed": 7}
+    assert round_.config == {"algorithm": "ppo", "policy_steps": 12, "kl_coef": 0.1, "kl_budget": 15.0,
+                             "learning_rate": 3e-4, "reward_model_epochs": 3, "ratings": "since_last_round",
+                             "seed": 7}
     # The round's id went to the train queue once the transaction committed.
     [message] = train_queue.lrange("train", 0, -1)
     assert json.loads(message)["headers"]["argsrepr"] == f"[{round_.id}]"
@@ -31,7 +41,7 @@ def test_launch_form_queues_a_round_with_the_chosen_settings(admin_client, db, l
     assert "Round #1" in page and "badge-queued" in page and 'id="cancel-form"' in page
 
 
-def test_second_launch_while_one_is_queued_shows_the_conflict(admin_client, db, lineage, train_queue):
+def test_second_launch_while_one_is_queued_shows_the_conflict(admin_client, db, lineage, rated, train_queue):
     launch(admin_client)
     response = launch(admin_client, algorithm="dpo")
     assert response.status_code == 409
@@ -56,7 +66,7 @@ def test_launch_without_a_current_checkpoint_says_how_to_get_one(admin_client, d
     assert "no current checkpoint" in response.text
 
 
-def test_queue_down_is_a_message_not_a_stack_trace(admin_client, db, lineage, monkeypatch):
+def test_queue_down_is_a_message_not_a_stack_trace(admin_client, db, lineage, rated, monkeypatch):
     def broker_down():
         raise QueueUnavailable("the task queue is unavailable (OperationalError); try again when the broker is back")
 
@@ -67,7 +77,7 @@ def test_queue_down_is_a_message_not_a_stack_trace(admin_client, db, lineage, mo
     assert db.scalars(select(TrainingRound)).all() == []
 
 
-def test_cancel_button_cancels_a_queued_round(admin_client, db, lineage, train_queue):
+def test_cancel_button_cancels_a_queued_round(admin_client, db, lineage, rated, train_queue):
     round_id = int(launch(admin_client).headers["location"].rsplit("/", 1)[1])
     response = admin_client.post(f"/admin/rounds/{round_id}/cancel", data={"csrf_token": page_csrf(admin_client)})
     assert response.status_code == 303
@@ -102,8 +112,17 @@ def test_metrics_api_answers_the_session_cookie(admin_client, db, lineage):
     assert [p["step"] for p in points] == [1, 2, 3] and [p["step"] for p in later] == [2, 3]
 
 
-def test_overview_lists_recent_rounds(admin_client, db, lineage, train_queue):
+def test_overview_lists_recent_rounds(admin_client, db, lineage, rated, train_queue):
     round_id = int(launch(admin_client).headers["location"].rsplit("/", 1)[1])
     page = admin_client.get("/admin").text
     assert f'href="/admin/rounds/{round_id}">#{round_id}</a>' in page
     assert f'<a href="/admin/rounds/{round_id}">Round {round_id}</a>' in page  # the active-round card
+
+
+def test_too_few_ratings_is_a_message_with_the_numbers(admin_client, db, lineage, train_queue):
+    rate_items(db, 3, ties=1, checkpoint_id=lineage[0].id)
+    response = launch(admin_client)
+    assert response.status_code == 409
+    assert "4 rating(s) give 3 decisive comparison(s) and 1 tie(s)" in response.text
+    assert 'id="launch-error"' in response.text and "Traceback" not in response.text
+    assert db.scalars(select(TrainingRound)).all() == []

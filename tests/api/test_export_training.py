@@ -43,7 +43,7 @@ def test_exported_preferences_load_in_datasets_and_train_a_step(client, admin, m
     base = build_base_model(tmp_path / "base", BaseModelConfig(
         vocab_size=256, n_layer=1, n_head=2, n_embd=32, examples=200, steps=2, warmup_steps=1))
     pairs = [PreferencePair(r["prompt"], r["chosen"], r["rejected"], r["tie"]) for r in rows]
-    result = fit_reward_model(base, pairs, [], RewardModelConfig(epochs=1, batch_size=len(pairs),
+    result = fit_reward_model(base, pairs, RewardModelConfig(epochs=1, batch_size=len(pairs),
                                                                  eval_fraction=0.0, device="cpu"),
                               tmp_path / "reward")
     assert result.metrics["steps"] == 1 and result.metrics["train_pairs"] == 6

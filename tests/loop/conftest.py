@@ -47,11 +47,13 @@ def loop_state(db, tiny_base_dir) -> dict:
 
 @pytest.fixture
 def start_worker() -> Iterator:
-    """Start `tuneloop worker` processes; every one is killed at the end."""
+    """Start `tuneloop worker` processes (extra TUNELOOP_* settings as keywords); every one is
+    killed at the end."""
     processes: list[subprocess.Popen] = []
 
-    def start(queues: str = "generate,train", beat: bool = True) -> subprocess.Popen:
-        env = dict(os.environ) | {"TUNELOOP_POOL_TARGET": "16"}
+    def start(queues: str = "generate,train", beat: bool = True, **settings: str) -> subprocess.Popen:
+        env = dict(os.environ) | {"TUNELOOP_POOL_TARGET": "16"} | {
+            f"TUNELOOP_{name.upper()}": str(value) for name, value in settings.items()}
         process = subprocess.Popen(
             [sys.executable, "-m", "app.cli", "worker", "--queues", queues,
              "--beat" if beat else "--no-beat"],

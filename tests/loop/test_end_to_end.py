@@ -1,4 +1,5 @@
-"""The closed loop on PostgreSQL + Redis + a real Celery worker, driven through the API."""
+"""The closed loop on PostgreSQL + Redis + a real Celery worker and beat, driven through the API:
+ratings -> a round -> a candidate -> blind comparisons by the raters -> the new current checkpoint."""
 
 import random
 
@@ -13,8 +14,9 @@ from worker.rules import prefer
 pytestmark = pytest.mark.slow
 
 
-def rate_through_api(client, count: int, rng: random.Random) -> int:
-    """A rater following the 'positive' rule, using only the public API."""
+def rate_through_api(client, count: int, rng: random.Random, favourite=None) -> int:
+    """A rater following the 'positive' rule, using only the public API; `favourite(sample_id)`,
+    when given, says which response of a pair they prefer instead."""
     rated = 0
     while rated < count:
         response = client.get("/items/next")
@@ -23,6 +25,8 @@ def rate_through_api(client, count: int, rng: random.Random) -> int:
         item = response.json()
         a, b = item["responses"]
         choice = prefer("positive", item["prompt"], a["text"], b["text"], 0.1, rng)
+        if favourite is not None:
+            choice = "a" if favourite(a["id"]) else "b"
         body = {"item_id": item["item_id"], "verdict": "tie"} if choice == "tie" else {
             "item_id": item["item_id"], "verdict": "preferred",
             "preferred_response_id": (a if choice == "a" else b)["id"]}
@@ -41,35 +45,64 @@ def open_items_from(db, checkpoint_id: int) -> int:
     )
 
 
-def test_ratings_become_a_new_current_checkpoint_that_generates_the_next_items(
+def test_ratings_become_a_candidate_that_raters_prefer_blind_and_that_then_generates(
         db, loop_state, live_server, start_worker):
-    start_worker()
+    # All new items compare the candidate with the current checkpoint while one is under review.
+    start_worker(pool_target=64, review_share=1.0)
     # The pool fills from the base checkpoint.
-    wait_until(lambda: open_items_from(db, loop_state["base_id"]) >= 16, 120, "the pool to fill")
+    wait_until(lambda: open_items_from(db, loop_state["base_id"]) >= 64, 120, "the pool to fill")
 
     rng = random.Random(0)
     ann, bob = (api(live_server, loop_state["tokens"][n]) for n in ("ann", "bob"))
-    assert rate_through_api(ann, 16, rng) + rate_through_api(bob, 16, rng) >= 16
+    assert rate_through_api(ann, 32, rng) + rate_through_api(bob, 32, rng) == 64
 
     admin = api(live_server, loop_state["tokens"]["admin"])
     launched = admin.post("/rounds", json={"algorithm": "dpo", "policy_steps": 8})
+    if launched.status_code == 409:  # the rule tied too many pairs: a few more ratings
+        wait_until(lambda: open_items_from(db, loop_state["base_id"]) >= 16, 60, "more items")
+        rate_through_api(ann, 16, rng)
+        launched = admin.post("/rounds", json={"algorithm": "dpo", "policy_steps": 8})
     assert launched.status_code == 201, launched.text
     round_id = launched.json()["id"]
 
     def finished():
         body = admin.get(f"/rounds/{round_id}").json()
-        return body if body["status"] in ("succeeded", "failed", "cancelled") else None
+        return body if body["status"] not in ("queued", "running") else None
 
     result = wait_until(finished, 300, "the round to finish", interval=1)
     assert result["status"] == "succeeded", result
-    assert result["ratings_used"] >= 16
+    assert result["ratings_used"] >= 64
+    assert result["gates"] and all(gate["passed"] for gate in result["gates"]), result["gates"]
+    detail = admin.get(f"/rounds/{round_id}").json()
+    assert detail["report"]["policy"]["steps_run"] >= 1 and detail["report"]["watch"]["samples"]
 
     checkpoints = {c["id"]: c for c in admin.get("/checkpoints").json()}
     produced = checkpoints[result["produced_checkpoint_id"]]
-    assert produced["is_current"] and produced["parent_id"] == loop_state["base_id"]
-    assert not checkpoints[loop_state["base_id"]]["is_current"]
-    metrics = admin.get(f"/rounds/{round_id}/metrics").json()
-    assert {"reward_model", "dpo"} <= {m["phase"] for m in metrics}
+    assert produced["status"] == "candidate" and produced["parent_id"] == loop_state["base_id"]
+    assert checkpoints[loop_state["base_id"]]["is_current"]
+    assert {"dpo"} <= {m["phase"] for m in admin.get(f"/rounds/{round_id}/metrics").json()}
+    # While it is under review, nothing else trains.
+    assert admin.post("/rounds", json={"algorithm": "dpo"}).status_code == 409
+
+    # The raters compare it blind with the current checkpoint and, here, prefer it every time.
+    wait_until(lambda: open_items_from(db, produced["id"]) >= 24, 120, "candidate-vs-current items")
+
+    def from_candidate(sample_id: int) -> bool:
+        db.expire_all()
+        return db.get(Sample, sample_id).checkpoint_id == produced["id"]
+
+    needed = 20 + 4  # the review's minimum of decisive comparisons, and a few to spare
+    assert rate_through_api(ann, needed // 2, rng, from_candidate) + rate_through_api(
+        bob, needed // 2, rng, from_candidate) == needed
+
+    # The beat applies the verdict: the candidate becomes current.
+    def promoted():
+        views = {c["id"]: c for c in admin.get("/checkpoints").json()}
+        return views if views[produced["id"]]["status"] == "current" else None
+
+    views = wait_until(promoted, 60, "the raters' verdict", interval=1)
+    assert "raters preferred it" in views[produced["id"]]["status_reason"]
+    assert views[loop_state["base_id"]]["status"] == "ready"
 
     # Newly generated items come from the new checkpoint.
     wait_until(lambda: open_items_from(db, produced["id"]) > 0, 120, "items from the new checkpoint")

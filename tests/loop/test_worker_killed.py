@@ -16,10 +16,11 @@ pytestmark = pytest.mark.slow
 
 
 def test_killed_training_worker_leaves_the_current_checkpoint(db, loop_state, live_server, start_worker):
-    generator = start_worker("generate", beat=True)
-    wait_until(lambda: open_items_from(db, loop_state["base_id"]) >= 16, 120, "the pool to fill")
-    rate_through_api(api(live_server, loop_state["tokens"]["ann"]), 16, random.Random(1))
-    trainer = start_worker("train", beat=False)
+    generator = start_worker("generate", beat=True, pool_target=64)
+    wait_until(lambda: open_items_from(db, loop_state["base_id"]) >= 64, 120, "the pool to fill")
+    rate_through_api(api(live_server, loop_state["tokens"]["ann"]), 64, random.Random(1))
+    # "immediate": no gate stops the round before PPO starts, whatever its tiny reward model learned.
+    trainer = start_worker("train", beat=False, promotion="immediate")
     admin = api(live_server, loop_state["tokens"]["admin"])
     round_id = admin.post("/rounds", json={"algorithm": "ppo", "policy_steps": 500}).json()["id"]
 
@@ -51,11 +52,11 @@ def test_killed_training_worker_leaves_the_current_checkpoint(db, loop_state, li
 
     # A restarted training worker picks up the redelivered task, sees the round
     # failed, and does not run it again.
-    start_worker("train", beat=False)
+    start_worker("train", beat=False, promotion="immediate")
     launched = admin.post("/rounds", json={"algorithm": "dpo", "policy_steps": 4})
     assert launched.status_code == 201
     again = launched.json()["id"]
-    done = wait_until(lambda: admin.get(f"/rounds/{again}").json()["status"] in ("succeeded", "failed") and
+    done = wait_until(lambda: admin.get(f"/rounds/{again}").json()["status"] not in ("queued", "running") and
                       admin.get(f"/rounds/{again}").json(), 300, "the next round", interval=1)
     assert done["status"] == "succeeded", done
     assert db.get(TrainingRound, round_id).status == "failed"

@@ -46,6 +46,7 @@ ACCESS = {
     ("GET", "/api/v1/export/scores"): ADMIN,
     ("GET", "/api/v1/checkpoints"): ADMIN,
     ("POST", "/api/v1/checkpoints/{checkpoint_id}/promote"): ADMIN,
+    ("POST", "/api/v1/checkpoints/{checkpoint_id}/reject"): ADMIN,
     ("POST", "/api/v1/rounds"): ADMIN,
     ("GET", "/api/v1/rounds"): ADMIN,
     ("GET", "/api/v1/rounds/{round_id}"): ADMIN,
@@ -59,6 +60,7 @@ ACCESS = {
     ("POST", "/admin/rounds/{round_id}/cancel"): ADMIN,
     ("GET", "/admin/checkpoints"): ADMIN,
     ("POST", "/admin/checkpoints/{checkpoint_id}/promote"): ADMIN,
+    ("POST", "/admin/checkpoints/{checkpoint_id}/reject"): ADMIN,
     ("GET", "/admin/raters"): ADMIN,
 }
 

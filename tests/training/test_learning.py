@@ -77,7 +77,7 @@ def base_rate(small_base_model) -> float:
 
 
 def test_reward_model_then_ppo_learn_the_hidden_rule(tmp_path, small_base_model, training_pairs, base_rate):
-    reward_model = fit_reward_model(small_base_model, training_pairs, [], RewardModelConfig(), tmp_path / "rm")
+    reward_model = fit_reward_model(small_base_model, training_pairs, RewardModelConfig(), tmp_path / "rm")
 
     # Held-out accuracy on fresh pairs: new prompts, new samples.
     fresh = [p for p in rated_pairs(small_base_model, FRESH_PROMPTS * 2, seed=11) if not p.tie]

@@ -22,7 +22,7 @@ PROMPTS = [p.text for p in builtin_prompts()[:32]]
 @pytest.fixture(scope="module")
 def tiny_reward_model(tmp_path_factory, tiny_base_model, colour_pairs) -> Path:
     config = RewardModelConfig(epochs=2, batch_size=16, learning_rate=1e-3)
-    return fit_reward_model(tiny_base_model, colour_pairs, [], config, tmp_path_factory.mktemp("rm") / "rm").out_dir
+    return fit_reward_model(tiny_base_model, colour_pairs, config, tmp_path_factory.mktemp("rm") / "rm").out_dir
 
 
 def mlp_weight(directory: Path) -> torch.Tensor:

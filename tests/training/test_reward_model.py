@@ -7,7 +7,6 @@ from transformers import AutoModelForCausalLM, AutoModelForSequenceClassificatio
 from worker.training import (
     RewardModelConfig,
     RewardScorer,
-    ScoredResponse,
     TrainingCancelled,
     fit_reward_model,
     read_metadata,
@@ -24,7 +23,7 @@ def first_layer_weight(model) -> torch.Tensor:
 def test_fit_lowers_the_loss_changes_the_weights_and_publishes(tmp_path, tiny_base_model, colour_pairs):
     seen = []
     result = fit_reward_model(
-        tiny_base_model, colour_pairs, [], SMOKE, tmp_path / "rm", on_metrics=lambda step, m: seen.append(m)
+        tiny_base_model, colour_pairs, SMOKE, tmp_path / "rm", on_metrics=lambda step, m: seen.append(m)
     )
     losses = [m["loss"] for m in seen]
     assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3
@@ -43,31 +42,16 @@ def test_fit_lowers_the_loss_changes_the_weights_and_publishes(tmp_path, tiny_ba
 
 
 def test_scorer_normalises_rewards_over_the_training_responses(tmp_path, tiny_base_model, colour_pairs):
-    result = fit_reward_model(tiny_base_model, colour_pairs, [], SMOKE, tmp_path / "rm")
+    result = fit_reward_model(tiny_base_model, colour_pairs, SMOKE, tmp_path / "rm")
     responses = sorted({(p.prompt, r) for p in colour_pairs for r in (p.chosen, p.rejected)})
     rewards = RewardScorer(result.out_dir).score([p for p, _ in responses], [r for _, r in responses])
     assert rewards.mean().item() == pytest.approx(0.0, abs=1e-3)
     assert rewards.std().item() == pytest.approx(1.0, abs=1e-3)
 
 
-def test_scores_become_within_prompt_pairs(tmp_path, tiny_base_model):
-    scores = [
-        ScoredResponse("Describe the cat.", "The cat is lovely.", 7),
-        ScoredResponse("Describe the cat.", "The cat is awful.", 2),
-        ScoredResponse("Describe the cat.", "The cat is old.", 2),
-        ScoredResponse("Review the dog.", "The dog is calm.", 5),  # alone: nothing to compare with
-    ]
-    result = fit_reward_model(
-        tiny_base_model, [], scores, RewardModelConfig(epochs=1, eval_fraction=0.0), tmp_path / "rm"
-    )
-    # Three pairs among the cat responses, one of them a tie (2 vs 2).
-    assert result.metrics["train_pairs"] == 3
-    assert result.metrics["ties"] == 1
-
-
 def test_lora_checkpoint_is_merged_into_a_plain_directory(tmp_path, tiny_base_model, colour_pairs):
     config = RewardModelConfig(epochs=1, batch_size=16, learning_rate=1e-3, lora_r=4)
-    result = fit_reward_model(tiny_base_model, colour_pairs, [], config, tmp_path / "rm")
+    result = fit_reward_model(tiny_base_model, colour_pairs, config, tmp_path / "rm")
     assert not (result.out_dir / "adapter_config.json").exists()
     before = AutoModelForCausalLM.from_pretrained(tiny_base_model)
     after = AutoModelForSequenceClassification.from_pretrained(result.out_dir)
@@ -82,5 +66,5 @@ def test_cancellation_leaves_no_checkpoint(tmp_path, tiny_base_model, colour_pai
         return len(calls) >= 3
 
     with pytest.raises(TrainingCancelled):
-        fit_reward_model(tiny_base_model, colour_pairs, [], SMOKE, tmp_path / "rm", should_stop=stop_on_third_check)
+        fit_reward_model(tiny_base_model, colour_pairs, SMOKE, tmp_path / "rm", should_stop=stop_on_third_check)
     assert list(Path(tmp_path).iterdir()) == []

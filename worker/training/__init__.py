@@ -9,7 +9,7 @@ directory with a `tuneloop.json` beside the weights.
 from worker.training.base_model import BaseModelConfig, build_base_model
 from worker.training.checkpoint_io import CheckpointError, content_hash, read_metadata, verify_checkpoint
 from worker.training.corpus import CorpusPrompt, builtin_prompts
-from worker.training.data import PreferencePair, ScoredResponse, TrainingCancelled, TrainResult
+from worker.training.data import PreferencePair, TrainingCancelled, TrainResult
 from worker.training.dpo import DPOConfig, run_dpo
 from worker.training.generation import Generated, generate_responses
 from worker.training.ppo import PPOConfig, run_ppo
@@ -25,7 +25,6 @@ __all__ = [
     "PreferencePair",
     "RewardModelConfig",
     "RewardScorer",
-    "ScoredResponse",
     "TrainResult",
     "TrainingCancelled",
     "build_base_model",

@@ -13,18 +13,12 @@ class PreferencePair:
     tie: bool = False
 
 
-@dataclass(frozen=True)
-class ScoredResponse:
-    prompt: str
-    response: str
-    # A rater's score, e.g. on a 1..7 scale; only differences within a prompt are used.
-    score: float
-
-
 @dataclass
 class TrainResult:
     out_dir: Path
     metrics: dict[str, float] = field(default_factory=dict)
+    # What the watch saw (worker.training.watch.PolicyWatch.report), when one watched.
+    report: dict = field(default_factory=dict)
 
 
 class TrainingCancelled(Exception):

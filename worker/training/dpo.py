@@ -6,8 +6,19 @@ each step. A tie is trained as a pair whose label is a coin flip (label
 smoothing 0.5): it pulls the two implicit rewards together instead of
 being dropped. Dropout is off (models kept in eval mode) so the policy and
 the reference are compared on equal terms.
+
+Steps: `epochs` passes over the training pairs, at most `max_steps` optimiser
+steps. With `eval_fraction` a share of the pairs is held out; their preference
+accuracy (implicit reward margin > 0, over pairs that are not ties), margin
+and loss are measured at every check of the watch. Held-out pairs ordered
+worse than chance (accuracy below 1/2 and a negative mean margin) count
+against the policy there; so do a KL to the starting policy beyond its budget
+and degenerate samples (worker.training.watch), and the last weights that
+passed every check are the ones saved.
 """
 
+import copy
+import math
 import random
 import time
 from collections.abc import Callable
@@ -22,11 +33,12 @@ from worker.training.checkpoint_io import write_checkpoint
 from worker.training.data import PreferencePair, TrainingCancelled, TrainResult
 from worker.training.devices import autocast_for, pick_device
 from worker.training.kernels import adamw, use_fused_activations
-from worker.training.logprobs import token_logprobs
+from worker.training.logprobs import reference_logprobs, token_logprobs
 from worker.training.lora import add_lora, merged_model
 from worker.training.losses import dpo_loss
 from worker.training.packing import encode_pairs, pack_pairs, packed_response_logps, supports_packing
 from worker.training.sequences import ensure_pad_token, pad_prompt_response
+from worker.training.watch import PolicyWatch, WatchConfig
 
 ALGORITHM = "dpo"
 
@@ -35,6 +47,7 @@ ALGORITHM = "dpo"
 class DPOConfig:
     seed: int = 0
     epochs: int = 1
+    max_steps: int | None = None  # optimiser steps at most, whatever the epochs
     batch_size: int = 32  # pairs per optimiser step
     # Rafailov et al. use 1e-6 on billion-parameter models; the small local
     # model needs a much larger step to move within a few hundred pairs.
@@ -42,6 +55,7 @@ class DPOConfig:
     beta: float = 0.1
     label_smoothing: float = 0.0  # assumed probability that a label is flipped
     max_length: int = 256  # tokens of prompt + response
+    eval_fraction: float = 0.0  # pairs held out to measure preference accuracy on
     lora_r: int = 0
     lora_alpha: int = 16
     device: str = "auto"
@@ -55,6 +69,7 @@ def run_dpo(
     out_dir: Path,
     on_metrics: Callable[[int, dict[str, float]], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    watch: WatchConfig | None = None,
 ) -> TrainResult:
     if not pairs:
         raise ValueError("DPO needs at least one preference pair")
@@ -72,7 +87,14 @@ def run_dpo(
         [p for p in policy.parameters() if p.requires_grad], lr=config.learning_rate, weight_decay=0.0
     )
 
-    # Data: token ids of both responses of every pair, truncated to max_length.
+    # Data: token ids of both responses of every pair, truncated to max_length; a
+    # seeded share held out (indices 0..n_eval-1 after the shuffle).
+    pairs = list(pairs)
+    random.Random(config.seed).shuffle(pairs)
+    n_eval = int(len(pairs) * config.eval_fraction)
+    train_rows, eval_rows = list(range(n_eval, len(pairs))), list(range(n_eval))
+    if not train_rows:
+        raise ValueError("DPO needs at least one training pair besides the held-out ones")
     encoded = encode_pairs(tokenizer, pairs, config.max_length)
     smoothing = [0.5 if pair.tie else config.label_smoothing for pair in pairs]
     packing = supports_packing(policy)
@@ -93,14 +115,40 @@ def run_dpo(
         return summed[: len(rows)], summed[len(rows) :]
 
     reference_chosen, reference_rejected = _reference_logps(policy, response_logps, len(pairs), config.batch_size)
+    guard = None
+    if watch is not None:
+        # The parent for the KL: the adapter switched off under LoRA, else a frozen copy.
+        reference = None if isinstance(policy, PeftModel) else copy.deepcopy(policy).requires_grad_(False)
+        guard = PolicyWatch(watch, tokenizer, policy, lambda ids, mask: reference_logprobs(
+            policy, reference, ids, mask, watch.temperature))
+
+    @torch.no_grad()
+    def held_out() -> dict[str, float]:
+        """Loss, and accuracy and margin over pairs that are not ties, of the held-out pairs."""
+        if not eval_rows:
+            return {}
+        chosen, rejected = (torch.cat(side) for side in zip(*(
+            response_logps(policy, eval_rows[i : i + config.batch_size])
+            for i in range(0, len(eval_rows), config.batch_size))))
+        losses, chosen_rewards, rejected_rewards = dpo_loss(
+            chosen, rejected, reference_chosen[eval_rows], reference_rejected[eval_rows], config.beta,
+            torch.tensor([smoothing[i] for i in eval_rows], device=device))
+        result = {"heldout_loss": losses.mean().item()}
+        decided = torch.tensor([not pairs[i].tie for i in eval_rows], device=device)
+        if decided.any():
+            margin = (chosen_rewards - rejected_rewards)[decided]
+            result |= {"heldout_accuracy": (margin > 0).float().mean().item(), "heldout_margin": margin.mean().item()}
+        return result
 
     # Loop.
     order = random.Random(config.seed)
+    steps_per_epoch = math.ceil(len(train_rows) / config.batch_size)
+    total_steps = min(config.epochs * steps_per_epoch, config.max_steps or math.inf)
     step, started, metrics = 0, time.perf_counter(), {}
-    for _ in range(config.epochs):
-        indices = list(range(len(pairs)))
+    while step < total_steps and not (guard and guard.should_stop):
+        indices = list(train_rows)
         order.shuffle(indices)
-        for start in range(0, len(pairs), config.batch_size):
+        for start in range(0, len(indices), config.batch_size):
             if should_stop is not None and should_stop():
                 raise TrainingCancelled(f"DPO cancelled at step {step}")
             rows = indices[start : start + config.batch_size]
@@ -133,19 +181,31 @@ def run_dpo(
                 margin = (chosen_rewards - rejected_rewards)[decided]
                 metrics["reward_accuracy"] = (margin > 0).float().mean().item()
                 metrics["reward_margin"] = margin.mean().item()
+            if guard is not None and (guard.due(step) or step == total_steps):
+                scores = held_out()
+                worse = scores.get("heldout_accuracy", 1.0) < 0.5 and scores.get("heldout_margin", 0.0) < 0
+                metrics |= guard.check(step, policy, worse, scores).metrics()
+            elif eval_rows and step == total_steps:
+                metrics |= held_out()
             if on_metrics is not None:
                 on_metrics(step, metrics)
+            if step >= total_steps or (guard and guard.should_stop):
+                break
 
-    # Checkpoint.
+    # Checkpoint: the best weights the watch saw (the last ones without a watch).
+    summary = {**metrics, "steps": float(step), "pairs": float(len(train_rows)), "eval_pairs": float(n_eval),
+               "ties": float(sum(p.tie for p in pairs))}
+    if guard is not None:
+        guard.restore(policy)
+        summary |= {"kept_step": float(guard.kept.step)} | guard.kept.metrics()
     policy = merged_model(policy)
 
     def save(directory: Path) -> None:
         policy.save_pretrained(directory)
         tokenizer.save_pretrained(directory)
 
-    summary = {**metrics, "steps": float(step), "pairs": float(len(pairs)), "ties": float(sum(p.tie for p in pairs))}
     write_checkpoint(out_dir, save, algorithm=ALGORITHM, config=asdict(config), metrics=summary, parent=str(policy_dir))
-    return TrainResult(Path(out_dir), summary)
+    return TrainResult(Path(out_dir), summary, guard.report() if guard else {})
 
 
 @torch.no_grad()

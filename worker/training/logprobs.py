@@ -2,6 +2,7 @@
 
 import torch
 import torch.nn.functional as F
+from peft import PeftModel
 from transformers import PreTrainedModel
 
 from worker.training.packing import unpadded_call
@@ -27,3 +28,18 @@ def token_logprobs(
     targets = input_ids[:, 1:]  # (B, T-1)
     logprobs = torch.gather(F.log_softmax(logits, dim=-1), 2, targets[:, :, None]).squeeze(-1)
     return logprobs, logits
+
+
+def reference_logprobs(
+    policy: torch.nn.Module,
+    reference: torch.nn.Module | None,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    temperature: float = 1.0,
+) -> torch.Tensor:
+    """Log-probs (B, T-1) under the frozen reference: a copy, or the policy without its LoRA adapter."""
+    if reference is not None:
+        return token_logprobs(reference, input_ids, attention_mask, temperature)[0]
+    assert isinstance(policy, PeftModel), "without a reference copy the policy must carry a LoRA adapter"
+    with policy.disable_adapter():
+        return token_logprobs(policy, input_ids, attention_mask, temperature)[0]

@@ -13,6 +13,11 @@ are informative rather than noise, which a randomly initialised head would
 add to every advantage (InstructGPT does the same). Dropout is off everywhere
 (models kept in eval mode), otherwise the log-probs of the sampling pass and
 the training pass differ before any update.
+
+With a watch (worker.training.watch) the policy is checked on held-out
+prompts every few iterations, and at once when a rollout's KL passes the
+budget; it stops when the KL or degeneration leave their limits, and the last
+good weights are the ones saved.
 """
 
 import copy
@@ -23,7 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from peft import PeftModel, TaskType
+from peft import TaskType
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
 from worker.training.advantages import gae
@@ -33,7 +38,7 @@ from worker.training.devices import autocast_for, pick_device
 from worker.training.generation import generate_responses
 from worker.training.kernels import adamw, use_fused_activations
 from worker.training.kl_control import AdaptiveKLController, FixedKLController
-from worker.training.logprobs import token_logprobs
+from worker.training.logprobs import reference_logprobs, token_logprobs
 from worker.training.lora import add_lora, merged_model, unwrap_model
 from worker.training.losses import (
     entropy_from_logits,
@@ -46,6 +51,7 @@ from worker.training.losses import (
 )
 from worker.training.reward_model import RewardScorer, token_scores
 from worker.training.sequences import ensure_pad_token, last_token_index, pad_prompt_response
+from worker.training.watch import PolicyWatch, WatchConfig
 
 ALGORITHM = "ppo"
 
@@ -88,6 +94,7 @@ def run_ppo(
     out_dir: Path,
     on_metrics: Callable[[int, dict[str, float]], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    watch: WatchConfig | None = None,
 ) -> TrainResult:
     if not prompts:
         raise ValueError("PPO needs at least one prompt")
@@ -123,6 +130,8 @@ def run_ppo(
         if config.kl_target is not None
         else FixedKLController(config.kl_coef)
     )
+    guard = None if watch is None else PolicyWatch(watch, tokenizer, policy, lambda ids, mask: reference_logprobs(
+        policy, reference, ids, mask, watch.temperature))
 
     # Data: prompts cycled in a seeded random order.
     prompt_order = random.Random(config.seed)
@@ -162,7 +171,7 @@ def run_ppo(
         action_mask = response_mask[:, 1:].to(device).float()  # (B, T-1)
         with torch.no_grad(), autocast_for(device, config.dtype):
             old_logprobs, _ = token_logprobs(policy, input_ids, attention_mask, config.temperature)
-            reference_logprobs = _reference_logprobs(policy, reference, input_ids, attention_mask, config.temperature)
+            ref_logprobs = reference_logprobs(policy, reference, input_ids, attention_mask, config.temperature)
             old_values = token_scores(value_model, input_ids, attention_mask)[:, :-1].float()  # (B, T-1)
         scores = scorer.score([g.prompt for g in generated], [g.text for g in generated]).to(device)  # (B,)
         scores = scores.clamp(-config.reward_clip, config.reward_clip)
@@ -170,7 +179,7 @@ def run_ppo(
         scores = torch.where(ended, scores, scores - config.missing_eos_penalty)
 
         # Rewards: KL penalty on every response token, the score on the last one.
-        kl = kl_k1(old_logprobs, reference_logprobs) * action_mask  # (B, T-1)
+        kl = kl_k1(old_logprobs, ref_logprobs) * action_mask  # (B, T-1)
         rewards = -kl_controller.coef * kl
         last_action = last_token_index(attention_mask) - 1  # (B,)
         rewards[torch.arange(len(generated), device=device), last_action] += scores
@@ -214,23 +223,31 @@ def run_ppo(
             **{name: total / n_updates for name, total in update_sums.items()},
             "reward_mean": scores.mean().item(),
             "kl": sequence_kl,
-            "kl_k3": (kl_k3(old_logprobs, reference_logprobs) * action_mask).sum(-1).mean().item(),
+            "kl_k3": (kl_k3(old_logprobs, ref_logprobs) * action_mask).sum(-1).mean().item(),
             "kl_coef": kl_controller.coef,
             "response_length": action_mask.sum(-1).mean().item(),
             "eos_rate": ended.float().mean().item(),
             "rollouts_per_second": step * config.rollout_batch_size / (time.perf_counter() - started),
         }
+        over_budget = watch is not None and watch.kl_budget is not None and sequence_kl > watch.kl_budget
+        if guard is not None and (guard.due(step) or step == config.steps or over_budget):
+            metrics |= guard.check(step, policy).metrics()
         if on_metrics is not None:
             on_metrics(step, metrics)
+        if guard is not None and guard.should_stop:
+            break
 
-    # Checkpoint: the policy only; the value model was a training aid.
+    # Checkpoint: the policy only (the last good weights under a watch); the value model was a training aid.
+    summary = {**metrics, "steps": float(step)}
+    if guard is not None:
+        guard.restore(policy)
+        summary |= {"kept_step": float(guard.kept.step)} | guard.kept.metrics()
     policy = merged_model(policy)
 
     def save(directory: Path) -> None:
         policy.save_pretrained(directory)
         tokenizer.save_pretrained(directory)
 
-    summary = {**metrics, "steps": float(config.steps)}
     write_checkpoint(
         out_dir,
         save,
@@ -240,19 +257,5 @@ def run_ppo(
         parent=str(policy_dir),
         extra_metadata={"reward_model": str(reward_model_dir)},
     )
-    return TrainResult(Path(out_dir), summary)
+    return TrainResult(Path(out_dir), summary, guard.report() if guard else {})
 
-
-def _reference_logprobs(
-    policy: torch.nn.Module,
-    reference: torch.nn.Module | None,
-    input_ids: torch.Tensor,
-    attention_mask: torch.Tensor,
-    temperature: float,
-) -> torch.Tensor:
-    """Log-probs (B, T-1) under the frozen reference: a copy, or the policy without its adapter."""
-    if reference is not None:
-        return token_logprobs(reference, input_ids, attention_mask, temperature)[0]
-    assert isinstance(policy, PeftModel)
-    with policy.disable_adapter():
-        return token_logprobs(policy, input_ids, attention_mask, temperature)[0]

@@ -1,15 +1,15 @@
 """Fit a reward model to human preferences (Bradley–Terry), as in InstructGPT.
 
 The reward model is the policy's own network with a scalar head read at the
-last real token of `prompt + response + EOS` (right padding). Pairs train it
-directly; ties pull two rewards together; 1..7 scores become pairs between
-responses to the same prompt, since raters use a scale consistently only
-relative to what they saw next to it. Rewards are normalised to mean 0 and
+last real token of `prompt + response + EOS` (right padding). Comparisons
+train it directly (app.feedback.examples decides what ratings become: pairs
+from verdicts and from scores, ties); ties pull two rewards together. A seeded
+share is held out: its accuracy over decisive pairs, and how many there were,
+is what the round's gate judges before any policy step. Rewards are normalised to mean 0 and
 std 1 over the responses it was trained on; the mean and std are stored in
 the checkpoint's metadata so PPO sees normalised rewards.
 """
 
-import itertools
 import math
 import random
 import time
@@ -23,7 +23,7 @@ from peft import TaskType
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 
 from worker.training.checkpoint_io import read_metadata, write_checkpoint
-from worker.training.data import PreferencePair, ScoredResponse, TrainingCancelled, TrainResult
+from worker.training.data import PreferencePair, TrainingCancelled, TrainResult
 from worker.training.devices import autocast_for, pick_device
 from worker.training.lora import add_lora, merged_model, unwrap_model
 from worker.training.kernels import adamw, use_fused_activations
@@ -65,8 +65,7 @@ class RewardModelConfig:
 
 def fit_reward_model(
     policy_dir: Path,
-    pairs: list[PreferencePair],
-    scores: list[ScoredResponse],
+    comparisons: list[PreferencePair],
     config: RewardModelConfig,
     out_dir: Path,
     on_metrics: Callable[[int, dict[str, float]], None] | None = None,
@@ -90,10 +89,10 @@ def fit_reward_model(
         weight_decay=config.weight_decay,
     )
 
-    # Data: pairs plus within-prompt pairs from scores, split once by seed.
-    comparisons = list(pairs) + _pairs_from_scores(scores)
+    # Data: the comparisons, split once by seed.
+    comparisons = list(comparisons)
     if not comparisons:
-        raise ValueError("no usable comparisons: need pairs, or two scored responses to one prompt")
+        raise ValueError("no comparisons to fit a reward model to")
     random.Random(config.seed).shuffle(comparisons)
     n_eval = int(len(comparisons) * config.eval_fraction)
     eval_set, train_set = comparisons[:n_eval], comparisons[n_eval:]
@@ -178,6 +177,7 @@ def fit_reward_model(
         "steps": float(step),
         "train_pairs": float(len(train_set)),
         "eval_pairs": float(len(eval_set)),
+        "eval_decisive": float(sum(not c.tie for c in eval_set)),
         "ties": float(sum(c.tie for c in comparisons)),
         "reward_mean": normalisation["mean"],
         "reward_std": normalisation["std"],
@@ -242,18 +242,6 @@ class RewardScorer:
             for i in range(0, len(sequences), batch_size)
         ]
         return ((torch.cat(rewards).float() - self.mean) / self.std).cpu()
-
-
-def _pairs_from_scores(scores: list[ScoredResponse]) -> list[PreferencePair]:
-    by_prompt: dict[str, list[ScoredResponse]] = defaultdict(list)
-    for scored in scores:
-        by_prompt[scored.prompt].append(scored)
-    pairs = []
-    for prompt, group in by_prompt.items():
-        for a, b in itertools.combinations(group, 2):
-            better, worse = (a, b) if a.score >= b.score else (b, a)
-            pairs.append(PreferencePair(prompt, better.response, worse.response, tie=a.score == b.score))
-    return pairs
 
 
 @torch.no_grad()

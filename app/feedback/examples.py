@@ -1,0 +1,105 @@
+"""What a rating means for training: the one rule that turns ratings into comparisons.
+
+Torch-free, so the launch check (app.training.service) and the training worker
+(worker.rounds) use the same rule: a round is refused with the number it would
+train on.
+
+- "preferred" on an item of n responses: n - 1 decisive comparisons, the
+  preferred response over each other one.
+- "tie" and "both bad": one tied comparison of the first two responses shown.
+  Neither says which is better; Bradley-Terry pulls the two rewards together.
+- Scores (1..7): every two scored responses to the same prompt make a
+  comparison, decisive when the scores differ and tied when they are equal.
+  Raters use a scale consistently only relative to what they saw near it, so
+  a score alone, or scores across prompts, say nothing.
+
+A decisive comparison says which response is better: it is what a reward
+model's held-out accuracy and DPO's pairs are made of, and what a round needs
+at least `min_round_comparisons` of.
+"""
+
+import itertools
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import exists, select
+from sqlalchemy.orm import Session
+
+from app.models import Item, Rating, RoundRating, Verdict
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Two samples (by id) of one prompt: `chosen` judged better, or a tie (then the order is arbitrary)."""
+
+    prompt_id: int
+    chosen: int
+    rejected: int
+    tie: bool = False
+
+
+@dataclass(frozen=True)
+class RatingRow:
+    """The parts of a rating the rule reads."""
+
+    prompt_id: int
+    verdict: Verdict | None
+    preferred_sample_id: int | None
+    shown: tuple[int, ...]  # sample ids in the order the rater saw them
+    scores: dict[int, float]
+
+
+@dataclass(frozen=True)
+class ComparisonCounts:
+    ratings: int
+    decisive: int
+    ties: int
+
+    def describe(self) -> str:
+        return (f"{self.ratings} rating(s) give {self.decisive} decisive comparison(s) "
+                f"and {self.ties} tie(s)")
+
+
+def comparisons_of(rows: Iterable[RatingRow]) -> list[Comparison]:
+    """Every comparison the ratings make, verdicts first, then scores grouped by prompt."""
+    comparisons: list[Comparison] = []
+    scored: dict[int, list[tuple[int, float]]] = defaultdict(list)
+    for row in rows:
+        if row.verdict == Verdict.preferred and row.preferred_sample_id in row.shown:
+            comparisons += [Comparison(row.prompt_id, row.preferred_sample_id, other)
+                            for other in row.shown if other != row.preferred_sample_id]
+        elif row.verdict in (Verdict.tie, Verdict.both_bad) and len(row.shown) >= 2:
+            comparisons.append(Comparison(row.prompt_id, row.shown[0], row.shown[1], tie=True))
+        scored[row.prompt_id] += [(sample, score) for sample, score in row.scores.items() if sample in row.shown]
+    for prompt_id, group in scored.items():
+        for (a, score_a), (b, score_b) in itertools.combinations(group, 2):
+            better, worse = (a, b) if score_a >= score_b else (b, a)
+            comparisons.append(Comparison(prompt_id, better, worse, tie=score_a == score_b))
+    return comparisons
+
+
+def count(comparisons: list[Comparison], ratings: int) -> ComparisonCounts:
+    ties = sum(c.tie for c in comparisons)
+    return ComparisonCounts(ratings=ratings, decisive=len(comparisons) - ties, ties=ties)
+
+
+def selected_rating_ids(db: Session, which: str) -> list[int]:
+    """The ratings a round uses: "all", or "since_last_round" (none a round used yet)."""
+    query = select(Rating.id)
+    if which == "since_last_round":
+        query = query.where(~exists().where(RoundRating.rating_id == Rating.id))
+    return list(db.scalars(query.order_by(Rating.id)))
+
+
+def rating_rows(db: Session, rating_ids: list[int], chunk: int = 1000) -> list[RatingRow]:
+    rows = []
+    for start in range(0, len(rating_ids), chunk):
+        ids = rating_ids[start : start + chunk]
+        result = db.execute(
+            select(Item.prompt_id, Rating.verdict, Rating.preferred_sample_id, Rating.provenance, Rating.scores)
+            .join(Item, Item.id == Rating.item_id).where(Rating.id.in_(ids)).order_by(Rating.id))
+        rows += [RatingRow(prompt_id, verdict, preferred, tuple(p["sample_id"] for p in provenance),
+                           {int(sample): float(score) for sample, score in scores.items()})
+                 for prompt_id, verdict, preferred, provenance, scores in result]
+    return rows

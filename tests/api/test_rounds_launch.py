@@ -1,0 +1,63 @@
+"""A round that cannot work is refused at launch, with the numbers (PostgreSQL + Redis)."""
+
+import json
+
+import pytest
+from sqlalchemy import select
+
+from app.checkpoints.service import add_checkpoint
+from app.models import CheckpointStatus, TrainingRound
+from app.settings import get_settings
+from app.training.service import auto_round_due
+from tests.admin.conftest import train_queue  # noqa: F401  (train_queue is a fixture)
+from tests.factories import rate_items
+
+
+@pytest.fixture
+def current(db) -> int:
+    checkpoint = add_checkpoint(db, path="base", name="base", parent_id=None, status=CheckpointStatus.current)
+    db.commit()
+    return checkpoint.id
+
+
+def test_too_few_ratings_are_refused_with_the_numbers_and_nothing_queued(client, db, admin, current, train_queue):
+    rate_items(db, 4, ties=2, checkpoint_id=current)
+    response = client.post("/api/v1/rounds", json={"algorithm": "dpo"}, headers=admin)
+    assert response.status_code == 409, response.text
+    detail = response.json()["detail"]
+    assert "6 rating(s) give 4 decisive comparison(s) and 2 tie(s)" in detail
+    assert f"at least {get_settings().min_round_comparisons} decisive comparisons" in detail
+    assert "TUNELOOP_MIN_ROUND_COMPARISONS" in detail
+    assert db.scalars(select(TrainingRound)).all() == []
+    assert train_queue.llen("train") == 0
+
+
+def test_enough_ratings_launch(client, db, admin, current, train_queue):
+    rate_items(db, get_settings().min_round_comparisons, checkpoint_id=current)
+    response = client.post("/api/v1/rounds", json={"algorithm": "ppo"}, headers=admin)
+    assert response.status_code == 201, response.text
+    [message] = train_queue.lrange("train", 0, -1)
+    assert json.loads(message)["headers"]["argsrepr"] == f"[{response.json()['id']}]"
+
+
+def test_no_round_while_a_candidate_is_under_review(client, db, admin, current, train_queue):
+    rate_items(db, get_settings().min_round_comparisons, checkpoint_id=current)
+    add_checkpoint(db, path="round-1", name="round-1", parent_id=None, status=CheckpointStatus.candidate)
+    db.commit()
+    response = client.post("/api/v1/rounds", json={"algorithm": "dpo"}, headers=admin)
+    assert response.status_code == 409
+    assert "is a candidate under review" in response.json()["detail"]
+
+
+def test_the_minimum_is_a_setting(client, db, admin, current, train_queue, monkeypatch):
+    rate_items(db, 4, checkpoint_id=current)
+    monkeypatch.setattr(get_settings(), "min_round_comparisons", 4)
+    assert client.post("/api/v1/rounds", json={"algorithm": "dpo"}, headers=admin).status_code == 201
+
+
+def test_automatic_rounds_wait_for_enough_ratings(db, current, monkeypatch):
+    monkeypatch.setattr(get_settings(), "auto_round_every_ratings", 1)
+    rate_items(db, 4, checkpoint_id=current)
+    assert not auto_round_due(db)
+    monkeypatch.setattr(get_settings(), "min_round_comparisons", 4)
+    assert auto_round_due(db)
