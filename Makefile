@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # The CPU wheel; an open range would fetch a multi-GB CUDA build.
 TORCH ?= torch==2.13.0
 
-.PHONY: demo test test-fast system-packages clean
+.PHONY: demo test test-fast screenshots system-packages clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -28,6 +28,10 @@ test: $(VENV)/.installed system-packages
 # Everything but the slow tests, for a quick check while editing.
 test-fast: $(VENV)/.installed system-packages
 	$(PY) -m pytest -m "not slow"
+
+# The README's pictures: the browser tests, writing their screenshots into docs/.
+screenshots: $(VENV)/.installed system-packages
+	TUNELOOP_SCREENSHOTS=docs/screenshots $(PY) -m pytest -m browser
 
 clean:
 	rm -rf $(VENV) var tests/artifacts

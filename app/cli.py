@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1, help="web server processes")
+    serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"),
+                       help="warning drops the per-request access lines")
     serve.set_defaults(run=_serve)
 
     worker = commands.add_parser("worker", help="run a Celery worker")
@@ -168,7 +170,7 @@ def _serve(args) -> None:
     import uvicorn
 
     uvicorn.run("app.main:create_app", factory=True, host=args.host, port=args.port,
-                workers=args.workers, proxy_headers=True, log_level="info")
+                workers=args.workers, proxy_headers=True, log_level=args.log_level)
 
 
 def _worker(args) -> None:

@@ -100,7 +100,8 @@ def run_demo(host: str, port: int, simulated_raters: int = 0) -> None:
     env = {"TUNELOOP_AUTO_ROUND_EVERY_RATINGS": str(DEMO_ROUND_EVERY_RATINGS)} | dict(os.environ)
     url = f"http://{host}:{port}"
     # The server first, so the pages are up while the base model builds.
-    children = [subprocess.Popen(tuneloop + ["serve", "--host", host, "--port", str(port)], env=env)]
+    children = [subprocess.Popen(tuneloop + ["serve", "--host", host, "--port", str(port), "--log-level", "warning"],
+                                 env=env)]
     try:
         _wait_for_server(host, port, children[0])
         print(f"""

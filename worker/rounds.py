@@ -234,7 +234,7 @@ def _train_and_publish(run: RoundRun) -> RoundStatus:
         if not gates[-1].passed and get_settings().promotion != "immediate":
             report["policy"] = {"steps_planned": settings.policy_steps, "steps_run": 0,
                                 "stopped": "the reward model is not above chance: no policy step was taken"}
-            return _reject(run, gates, report, {f"reward_model/{k}": v for k, v in reward.metrics.items()})
+            return _reject(run, gates, report)
         watch.every = max(1, math.ceil(settings.policy_steps / CHECKS_PER_ROUND))
         config = PPOConfig(seed=settings.seed, steps=settings.policy_steps,
                            learning_rate=settings.learning_rate, kl_coef=settings.kl_coef)
@@ -281,8 +281,8 @@ def _failed_gates(gates: list[Gate]) -> str:
                      for g in gates if not g.passed)
 
 
-def _reject(run: RoundRun, gates: list[Gate], report: dict, metrics: dict) -> RoundStatus:
-    """End the round "rejected" before any policy step: nothing is published."""
+def _reject(run: RoundRun, gates: list[Gate], report: dict) -> RoundStatus:
+    """End the round "rejected" with nothing to publish (no policy step, or none kept)."""
     reason = f"rejected by its gates: {_failed_gates(gates)}; the current checkpoint is unchanged"
     run.log(reason)
     if not run.finish(RoundStatus.rejected, reason, gates=[g.as_dict() for g in gates], report=report,
@@ -297,6 +297,8 @@ def _publish(run: RoundRun, base_id: int, result: TrainResult, store: Path, metr
     current, or rejected) and close the round, in one transaction."""
     if run.should_stop():
         raise RoundLost()
+    if result.out_dir is None:  # the watch kept nothing past the parent: nothing to publish
+        return _reject(run, gates, report)
     outcome = _outcome(gates)
     failed = _failed_gates(gates)
     status = RoundStatus.rejected if outcome == CheckpointStatus.rejected else RoundStatus.succeeded

@@ -2,7 +2,10 @@
 
 from dataclasses import dataclass
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
+
+from app.checkpoints.service import current_checkpoint
 
 from app.errors import Conflict, LeaseExpired, NotFound
 from app.feedback.leasing import LeasedItem, lease_next_item, skip_item
@@ -31,6 +34,10 @@ class RatingView:
     leased: LeasedItem | None
     progress: Progress
     notice: str = ""
+    # Why there is nothing to rate: "no_model" (no current checkpoint yet: the first is
+    # being built or registered), "generating" (no open item for anyone), or "answered"
+    # (open items remain, but none this rater may take).
+    empty_reason: str = ""
 
 
 def answer_item(db: Session, user_id: int, submission: Submission) -> str:
@@ -55,5 +62,13 @@ def answer_item(db: Session, user_id: int, submission: Submission) -> str:
 
 def next_view(db: Session, user_id: int, notice_key: str = "") -> RatingView:
     leased = lease_next_item(db, user_id)
+    empty_reason = ""
+    if leased is None:
+        if current_checkpoint(db) is None:
+            empty_reason = "no_model"
+        elif db.scalar(select(Item.id).where(Item.done.is_(False)).limit(1)) is None:
+            empty_reason = "generating"
+        else:
+            empty_reason = "answered"
     return RatingView(leased=leased, progress=progress_for(db, user_id),
-                      notice=NOTICES.get(notice_key, ""))
+                      notice=NOTICES.get(notice_key, ""), empty_reason=empty_reason)

@@ -126,3 +126,21 @@ def test_too_few_ratings_is_a_message_with_the_numbers(admin_client, db, lineage
     assert "4 rating(s) give 3 decisive comparison(s) and 1 tie(s)" in response.text
     assert 'id="launch-error"' in response.text and "Traceback" not in response.text
     assert db.scalars(select(TrainingRound)).all() == []
+
+
+def test_a_round_shows_its_gates_and_what_ran_on_the_api(admin_client, db, lineage):
+    base, child = lineage
+    gates = [{"name": "kl", "value": 17.3, "limit": "<= 15 nats", "passed": False, "detail": "held-out prompts"}]
+    round_ = TrainingRound(algorithm="ppo", config={"algorithm": "ppo"}, status=RoundStatus.rejected,
+                           base_checkpoint_id=base.id, produced_checkpoint_id=child.id, gates=gates,
+                           report={"policy": {"steps_planned": 40, "steps_run": 12, "kept_step": 10, "checks": 4,
+                                              "stopped": "kl beyond the limit at step 12; kept step 10"}})
+    db.add(round_)
+    db.commit()
+    body = admin_client.get(f"/api/v1/rounds/{round_.id}").json()
+    assert body["status"] == "rejected" and body["gates"] == [gates[0] | {"detail": "held-out prompts"}]
+    assert (body["base_checkpoint_version"], body["produced_checkpoint_version"]) == (1, 2)
+    assert body["report"]["policy"]["kept_step"] == 10
+    assert admin_client.get("/api/v1/rounds").json()[0]["gates"][0]["passed"] is False
+    page = admin_client.get(f"/admin/rounds/{round_.id}").text
+    assert "12 run of 40 planned, kept step 10" in page and 'class="gate-failed"' in page

@@ -3,9 +3,14 @@
 from collections.abc import Iterator
 from pathlib import Path
 
+import os
+
 import pytest
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# Screenshots go to the ignored tests/artifacts/ so a test run leaves the tree clean;
+# `make screenshots` points this at docs/screenshots to refresh the README's pictures.
+SCREENSHOTS = Path(os.environ.get("TUNELOOP_SCREENSHOTS")
+                   or Path(__file__).resolve().parents[2] / "tests" / "artifacts" / "screenshots")
 
 
 def _open(browser, live_server, **options) -> Iterator:

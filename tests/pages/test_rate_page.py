@@ -6,9 +6,10 @@ import re
 import pytest
 from sqlalchemy import func, select
 
+from app.checkpoints.service import add_checkpoint
 from app.feedback.leasing import lease_next_item
 from app.feedback.ratings import RatingInput, submit_rating
-from app.models import Checkpoint, Lease, Rating, Sample
+from app.models import Checkpoint, CheckpointStatus, Lease, Rating, Sample
 from tests.auth.web_client import PASSWORD, csrf_from, login
 from tests.factories import expire_leases, make_items, make_user
 
@@ -130,4 +131,16 @@ def test_user_text_is_escaped(client, db, rater):
 def test_empty_queue_shows_the_empty_state(client, db, rater):
     page = client.get("/rate").text
     assert "Nothing to rate right now" in page and 'id="rate-form"' not in page
+    # No model yet (the demo is still building it): the page says so, not "you answered everything".
+    assert 'data-reason="no_model"' in page and "no model to answer prompts yet" in page
     assert client.get("/rate/panel", headers={"Accept": "application/json"}).json()["item_id"] is None
+
+
+def test_empty_queue_says_why(client, db, rater):
+    base = add_checkpoint(db, path="base", name="base", parent_id=None, status=CheckpointStatus.current)
+    db.commit()
+    assert 'data-reason="generating"' in client.get("/rate").text
+    make_items(db, 1, checkpoint_id=base.id)
+    form = form_of(client.get("/rate").text)
+    assert post_json(client, form, action="skip").status_code == 200
+    assert 'data-reason="answered"' in client.get("/rate").text

@@ -15,7 +15,8 @@ class PreferencePair:
 
 @dataclass
 class TrainResult:
-    out_dir: Path
+    # None when a watch kept no step past the start: nothing was saved.
+    out_dir: Path | None
     metrics: dict[str, float] = field(default_factory=dict)
     # What the watch saw (worker.training.watch.PolicyWatch.report), when one watched.
     report: dict = field(default_factory=dict)

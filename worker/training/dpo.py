@@ -196,8 +196,10 @@ def run_dpo(
     summary = {**metrics, "steps": float(step), "pairs": float(len(train_rows)), "eval_pairs": float(n_eval),
                "ties": float(sum(p.tie for p in pairs))}
     if guard is not None:
-        guard.restore(policy)
         summary |= {"kept_step": float(guard.kept.step)} | guard.kept.metrics()
+        if guard.kept.step == 0:  # nothing passed the checks: the parent is all there is, save nothing
+            return TrainResult(None, summary, guard.report())
+        guard.restore(policy)
     policy = merged_model(policy)
 
     def save(directory: Path) -> None:

@@ -240,8 +240,10 @@ def run_ppo(
     # Checkpoint: the policy only (the last good weights under a watch); the value model was a training aid.
     summary = {**metrics, "steps": float(step)}
     if guard is not None:
-        guard.restore(policy)
         summary |= {"kept_step": float(guard.kept.step)} | guard.kept.metrics()
+        if guard.kept.step == 0:  # nothing passed the checks: the parent is all there is, save nothing
+            return TrainResult(None, summary, guard.report())
+        guard.restore(policy)
     policy = merged_model(policy)
 
     def save(directory: Path) -> None:

@@ -21,8 +21,8 @@ the last snapshot. It does not stop merely because a held-out figure stopped
 improving: on rated pairs as noisy as people's, DPO's held-out accuracy stays
 within a few points of 55% while the policy keeps learning what raters want
 (bench/README.md, "Safe rounds"). The parent itself (step 0) is the first
-snapshot, so a policy that breaks before its first good check returns to the
-parent, and `kept.step == 0` says so.
+snapshot: a policy that breaks before its first good check is the parent, and
+`kept.step == 0` says so (the algorithms then save nothing).
 """
 
 from collections.abc import Callable
