@@ -39,7 +39,8 @@ def test_raters_keep_rating_while_redis_is_down(db, app_env, private_redis, web_
     admin_token, (cookie, session) = create_token(db, admin), encode_session(admin.id)
     add_checkpoint(db, path="base", name="base", parent_id=None, status=CheckpointStatus.current)
     db.commit()
-    server = web_servers("server.log", TUNELOOP_BROKER_URL=private_redis.url)
+    # These raters answer with ties; what is tested here is the broker, not the ratings' worth.
+    server = web_servers("server.log", TUNELOOP_BROKER_URL=private_redis.url, TUNELOOP_MIN_ROUND_COMPARISONS="0")
     api = httpx.Client(base_url=f"{server.url}/api/v1", timeout=30,
                        headers={"Authorization": f"Bearer {admin_token}"})
     tally = Tally()
