@@ -266,8 +266,8 @@ def run_scenario(loop, scenario: Scenario, rounds: int, workdir: Path, cache: Pa
                 + (f", result {cycle.produced_win_rate:.1%} vs parent" if produced is not None else "")
                 + (f", live: win {cycle.win_rate:.1%} vs replaced, degenerate {cycle.degenerate:.1%}"
                    f"{' WORSE' if cycle.worse else ''}" if cycle.promoted else "") + f"  {detail[:160]}")
-        base_dir_resolved = current_dir()
-        scenario.final_win_rate = judge.compare(base_dir_resolved, base_dir)[0] if base_dir_resolved != base_dir else 0.5
+        final = current_dir()
+        scenario.final_win_rate = judge.compare(final, base_dir)[0] if final != base_dir else 0.5
     scenario.seconds = time.perf_counter() - started
     return scenario
 

@@ -32,7 +32,7 @@ from sqlalchemy.orm import aliased
 
 from app.checkpoints.service import add_checkpoint, current_checkpoint, make_current, resolve_path
 from app.db import session_scope
-from app.feedback.examples import comparisons_of, count, rating_rows, selected_rating_ids
+from app.feedback.examples import comparisons_of, count, rating_rows
 from app.models import (
     CheckpointStatus,
     Prompt,
@@ -150,11 +150,11 @@ def snapshot_ratings(round_id: int, settings: RoundSettings) -> list[PreferenceP
     """Record exactly which ratings the round uses, and turn them into comparisons
     (app.feedback.examples decides what each rating means)."""
     with session_scope() as db:
-        rating_ids = selected_rating_ids(db, settings.ratings)
-        if rating_ids:
-            db.execute(insert(RoundRating), [{"round_id": round_id, "rating_id": r} for r in rating_ids])
-        comparisons = comparisons_of(rating_rows(db, rating_ids))
-        check_enough_ratings(count(comparisons, len(rating_ids)), settings.ratings)
+        rows = rating_rows(db, settings.ratings)
+        if rows:
+            db.execute(insert(RoundRating), [{"round_id": round_id, "rating_id": r.rating_id} for r in rows])
+        comparisons = comparisons_of(rows)
+        check_enough_ratings(count(comparisons, len(rows)), settings.ratings)
         sample_ids = {s for c in comparisons for s in (c.chosen, c.rejected)}
         texts, prompts = {}, {}
         ids = sorted(sample_ids)
@@ -302,7 +302,8 @@ def _publish(run: RoundRun, base_id: int, result: TrainResult, store: Path, metr
     outcome = _outcome(gates)
     failed = _failed_gates(gates)
     status = RoundStatus.rejected if outcome == CheckpointStatus.rejected else RoundStatus.succeeded
-    error = f"rejected by its gates: {failed}; the current checkpoint is unchanged" if status == RoundStatus.rejected else None
+    error = (f"rejected by its gates: {failed}; the current checkpoint is unchanged"
+             if status == RoundStatus.rejected else None)
     reason = {CheckpointStatus.rejected: f"rejected by the gates of round {run.round_id}: {failed}",
               CheckpointStatus.candidate: f"passed the gates of round {run.round_id}; raters compare it blind "
                                           "with the current checkpoint",

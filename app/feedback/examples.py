@@ -43,6 +43,7 @@ class Comparison:
 class RatingRow:
     """The parts of a rating the rule reads."""
 
+    rating_id: int
     prompt_id: int
     verdict: Verdict | None
     preferred_sample_id: int | None
@@ -84,22 +85,13 @@ def count(comparisons: list[Comparison], ratings: int) -> ComparisonCounts:
     return ComparisonCounts(ratings=ratings, decisive=len(comparisons) - ties, ties=ties)
 
 
-def selected_rating_ids(db: Session, which: str) -> list[int]:
-    """The ratings a round uses: "all", or "since_last_round" (none a round used yet)."""
-    query = select(Rating.id)
+def rating_rows(db: Session, which: str) -> list[RatingRow]:
+    """The ratings a round uses, in one query: "all", or "since_last_round" (none a round used yet)."""
+    query = (select(Rating.id, Item.prompt_id, Rating.verdict, Rating.preferred_sample_id, Rating.provenance,
+                    Rating.scores)
+             .join(Item, Item.id == Rating.item_id).order_by(Rating.id))
     if which == "since_last_round":
         query = query.where(~exists().where(RoundRating.rating_id == Rating.id))
-    return list(db.scalars(query.order_by(Rating.id)))
-
-
-def rating_rows(db: Session, rating_ids: list[int], chunk: int = 1000) -> list[RatingRow]:
-    rows = []
-    for start in range(0, len(rating_ids), chunk):
-        ids = rating_ids[start : start + chunk]
-        result = db.execute(
-            select(Item.prompt_id, Rating.verdict, Rating.preferred_sample_id, Rating.provenance, Rating.scores)
-            .join(Item, Item.id == Rating.item_id).where(Rating.id.in_(ids)).order_by(Rating.id))
-        rows += [RatingRow(prompt_id, verdict, preferred, tuple(p["sample_id"] for p in provenance),
-                           {int(sample): float(score) for sample, score in scores.items()})
-                 for prompt_id, verdict, preferred, provenance, scores in result]
-    return rows
+    return [RatingRow(rating_id, prompt_id, verdict, preferred, tuple(p["sample_id"] for p in provenance),
+                      {int(sample): float(score) for sample, score in scores.items()})
+            for rating_id, prompt_id, verdict, preferred, provenance, scores in db.execute(query)]

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from app.checkpoints.service import current_checkpoint, under_review
 from app.errors import Conflict, InvalidInput, NotFound
-from app.feedback.examples import ComparisonCounts, comparisons_of, count, rating_rows, selected_rating_ids
+from app.feedback.examples import ComparisonCounts, comparisons_of, count, rating_rows
 from app.models import (
     Rating,
     RoundMetric,
@@ -55,8 +55,8 @@ def launch_round(db: Session, settings: RoundSettings, user: User | None) -> Tra
 
 def usable_comparisons(db: Session, which: str) -> ComparisonCounts:
     """What the ratings a round would use ("all" or "since_last_round") give it to train on."""
-    ids = selected_rating_ids(db, which)
-    return count(comparisons_of(rating_rows(db, ids)), len(ids))
+    rows = rating_rows(db, which)
+    return count(comparisons_of(rows), len(rows))
 
 
 def check_enough_ratings(counts: ComparisonCounts, which: str) -> None:
