@@ -13,7 +13,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import errors
-from app.api.responses import ErrorBody, validation_error_body
+from app.api.responses import ErrorBody, status_for, validation_error_body
 from app.api.router import router as api_router
 from app.middleware import BodySizeLimit, DatabaseConcurrency, SecurityHeaders
 from app.pages.router import router as pages_router
@@ -23,29 +23,13 @@ logger = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
 
-ERROR_STATUS = {
-    errors.InvalidInput: 422,
-    errors.NotFound: 404,
-    errors.Conflict: 409,
-    errors.Forbidden: 403,
-    errors.QueueUnavailable: 503,
-}
-
-
-def _status_for(error: errors.TuneloopError) -> int:
-    for kind, status in ERROR_STATUS.items():
-        if isinstance(error, kind):
-            return status
-    return 400
-
-
 async def _domain_error(request: Request, error: errors.TuneloopError) -> JSONResponse:
     body: dict = {"detail": str(error)}
     if isinstance(error, errors.InvalidInput) and error.field:
         body["field"] = error.field
     if isinstance(error, errors.InvalidRows):
         body["errors"] = error.errors
-    return JSONResponse(body, status_code=_status_for(error))
+    return JSONResponse(body, status_code=status_for(error))
 
 
 async def _request_invalid(request: Request, error: RequestValidationError) -> JSONResponse:

@@ -1,3 +1,6 @@
+import re
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
@@ -20,3 +23,11 @@ def test_production_refuses_the_default_secret(monkeypatch):
         Settings()
     monkeypatch.setenv("TUNELOOP_SECRET_KEY", "a real secret")
     assert Settings().env == "production"
+
+
+def test_the_readme_lists_every_setting():
+    """Operators configure by the README's table: a setting missing there does not exist for them."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    table = readme.split("## Settings", 1)[1].split("\n## ", 1)[0]
+    listed = set(re.findall(r"^\| `TUNELOOP_([A-Z_]+)` \|", table, flags=re.MULTILINE))
+    assert listed == {name.upper() for name in Settings.model_fields}

@@ -32,6 +32,7 @@ from sqlalchemy.orm import aliased
 
 from app.checkpoints.service import add_checkpoint, current_checkpoint, make_current, resolve_path
 from app.db import session_scope
+from app.errors import Conflict
 from app.feedback.examples import comparisons_of, count, rating_rows
 from app.models import (
     CheckpointStatus,
@@ -46,7 +47,6 @@ from app.models import (
 from app.settings import get_settings
 from app.training.schemas import RoundSettings
 from app.training.service import check_enough_ratings
-from app.errors import Conflict
 from worker.gates import Gate, policy_gates, reward_model_gate
 from worker.training.checkpoint_io import read_metadata
 from worker.training.data import PreferencePair, TrainingCancelled, TrainResult

@@ -3,7 +3,8 @@
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
-from app.admin.rendering import not_found, render, status_for
+from app.admin.rendering import not_found, render
+from app.api.responses import status_for
 from app.auth.page_guard import CsrfChecked, PageAdmin, PageRoute, Viewer
 from app.checkpoints.service import (
     current_checkpoint,

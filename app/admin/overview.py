@@ -6,8 +6,9 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
 from app.admin.pool_status import pool_status
-from app.admin.rendering import render, status_for
+from app.admin.rendering import render
 from app.admin.round_form import form_values, parse_round_settings, posted_round_fields
+from app.api.responses import status_for
 from app.auth.page_guard import CsrfChecked, PageAdmin, PageRoute, Viewer
 from app.checkpoints.service import current_checkpoint, under_review
 from app.checkpoints.views import checkpoint_views

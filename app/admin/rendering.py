@@ -4,16 +4,8 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from app.auth.page_guard import Viewer
-from app.errors import Conflict, InvalidInput, NotFound, QueueUnavailable, TuneloopError
+from app.errors import NotFound
 from app.pages.templating import templates
-
-# The same status codes the API's error handler uses, so scripts and tests
-# can tell what went wrong without reading the page.
-ERROR_STATUS = ((InvalidInput, 422), (NotFound, 404), (Conflict, 409), (QueueUnavailable, 503))
-
-
-def status_for(error: TuneloopError) -> int:
-    return next((status for kind, status in ERROR_STATUS if isinstance(error, kind)), 400)
 
 
 def render(request: Request, template: str, viewer: Viewer, section: str,

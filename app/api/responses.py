@@ -1,6 +1,21 @@
-"""The error body every /api/v1 route returns, and the `responses=` that declare it."""
+"""The error body every /api/v1 route returns, the `responses=` that declare it, and the
+one map from domain errors to status codes (the API's handler and the dashboard's pages use it)."""
 
 from pydantic import BaseModel
+
+from app import errors
+
+ERROR_STATUS = (
+    (errors.InvalidInput, 422),
+    (errors.NotFound, 404),
+    (errors.Conflict, 409),
+    (errors.Forbidden, 403),
+    (errors.QueueUnavailable, 503),
+)
+
+
+def status_for(error: errors.TuneloopError) -> int:
+    return next((status for kind, status in ERROR_STATUS if isinstance(error, kind)), 400)
 
 
 class FieldError(BaseModel):

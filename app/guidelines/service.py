@@ -1,7 +1,7 @@
 """The rating guidelines: markdown revisions (the newest is current), rendered safely."""
 
-from markupsafe import Markup
 from markdown_it import MarkdownIt
+from markupsafe import Markup
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 

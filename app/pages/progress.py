@@ -9,7 +9,6 @@ from sqlalchemy.orm import Session
 from app.feedback.leasing import open_items_up_to
 from app.models import Rating, utcnow
 
-
 # Counting every open item on each submit would grow with the pool; past this
 # many the page says "1000+".
 LEFT_CAP = 1000

@@ -6,7 +6,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.checkpoints.service import current_checkpoint
-
 from app.errors import Conflict, LeaseExpired, NotFound
 from app.feedback.leasing import LeasedItem, lease_next_item, skip_item
 from app.feedback.ratings import submit_rating

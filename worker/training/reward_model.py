@@ -25,8 +25,8 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreT
 from worker.training.checkpoint_io import read_metadata, write_checkpoint
 from worker.training.data import PreferencePair, TrainingCancelled, TrainResult
 from worker.training.devices import autocast_for, pick_device
-from worker.training.lora import add_lora, merged_model, unwrap_model
 from worker.training.kernels import adamw, use_fused_activations
+from worker.training.lora import add_lora, merged_model, unwrap_model
 from worker.training.losses import bradley_terry_loss
 from worker.training.packing import (
     encode_pairs,
