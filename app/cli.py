@@ -45,6 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--admin", action="store_true")
     create.add_argument("--password", help="omit to be asked; an API-only user when not a terminal")
     create.set_defaults(run=_user_create)
+    import_ = user.add_parser("import", help="create accounts from a CSV (name, role), all or none; "
+                                             "prints name,token lines once")
+    import_.add_argument("file", type=Path)
+    import_.set_defaults(run=_user_import)
 
     token = commands.add_parser("token", help="API tokens").add_subparsers(metavar="ACTION")
     token_create = token.add_parser("create", help="print a new API token for USER (shown once)")
@@ -134,6 +138,25 @@ def _user_create(args) -> None:
     with session_scope() as db:
         user = create_user(db, args.name, admin=args.admin, password=password)
         print(f"created {user.role} {user.name} (id {user.id})", file=sys.stderr)
+
+
+def _user_import(args) -> None:
+    from app.db import session_scope
+    from app.errors import InvalidInput
+    from app.users.onboarding import import_users, parse_users
+
+    try:
+        text = args.file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise InvalidInput(f"{args.file}: {getattr(error, 'strerror', None) or error}") from None
+    users = parse_users(text, str(args.file))
+    with session_scope() as db:
+        created = import_users(db, users, str(args.file))
+    # Printed only once the transaction committed: a token shown is a token that works.
+    print("name,token")
+    for name, token in created:
+        print(f"{name},{token}")
+    print(f"created {len(created)} users", file=sys.stderr)
 
 
 def _token_create(args) -> None:

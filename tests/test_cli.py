@@ -81,3 +81,22 @@ def test_bad_arguments_exit_2(home):
     assert tuneloop(home, "user").returncode == 2
     assert tuneloop(home, "serve", "--port", "notaport").returncode == 2
     assert tuneloop(home, "prompts", "import", "missing.jsonl").returncode == 2
+
+
+def test_user_import_is_all_or_none_and_prints_tokens_once(home):
+    (home / "team.csv").write_text("name,role\nann,rater\nbob,\nroot,admin\n")
+    result = tuneloop(home, "user", "import", "team.csv")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "name,token" and [line.split(",")[0] for line in lines[1:]] == ["ann", "bob", "root"]
+    assert all(line.split(",")[1].startswith("tl_") for line in lines[1:])
+    assert count(home, "user") == 3 and count(home, "api_token") == 3
+
+    # A bad row anywhere: the line is named and nobody is created.
+    (home / "more.csv").write_text("name,role\ncid,rater\ndee,boss\n")
+    bad = tuneloop(home, "user", "import", "more.csv")
+    assert bad.returncode == 2 and "more.csv:3: role 'boss' is neither 'rater' nor 'admin'" in bad.stderr
+    (home / "again.csv").write_text("name\ncid\nann\n")
+    again = tuneloop(home, "user", "import", "again.csv")
+    assert again.returncode == 2 and "again.csv:3: user 'ann' already exists" in again.stderr
+    assert bad.stdout == again.stdout == "" and count(home, "user") == 3

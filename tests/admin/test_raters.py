@@ -1,7 +1,9 @@
 """Rater statistics: counts, median time per rating, agreement on overlapping items."""
 
-from app.models import Item
-from tests.admin.conftest import answer
+from sqlalchemy import func, select
+
+from app.models import Item, User
+from tests.admin.conftest import answer, page_csrf
 from tests.factories import make_items, make_user
 
 
@@ -26,3 +28,24 @@ def test_counts_median_time_and_agreement(admin_client, db):
     # Overall: 4 pairs (3 on item 1, 1 on item 2), 2 agree.
     assert "2 of 4 rater pairs gave the same answer" in page and ">50%<" in page
 
+
+
+def test_a_team_is_added_from_a_csv_all_or_none_with_tokens_shown_once(admin_client, db):
+    csrf = page_csrf(admin_client, "/admin/raters")
+    bad = admin_client.post("/admin/raters/import",
+                            data={"csrf_token": csrf, "csv": "name,role\nann,rater\nbob,boss\n"})
+    assert bad.status_code == 422 and "the pasted CSV:3: role &#39;boss&#39; is neither" in bad.text
+    assert db.scalar(select(func.count()).select_from(User).where(User.name.in_(["ann", "bob"]))) == 0
+    assert "bob,boss" in bad.text  # what was pasted stays in the form
+
+    upload = admin_client.post("/admin/raters/import", data={"csrf_token": csrf},
+                               files={"file": ("team.csv", b"name,role\nann,\nbob,admin\n", "text/csv")})
+    assert upload.status_code == 200 and upload.headers["cache-control"] == "no-store"
+    tokens = upload.text.split('id="import-tokens">')[1].split("</pre>")[0].strip().splitlines()
+    assert tokens[0] == "name,token" and [t.split(",")[0] for t in tokens[1:]] == ["ann", "bob"]
+    ann_token = tokens[1].split(",")[1]
+    assert admin_client.get("/api/v1/items/next", headers={"Authorization": f"Bearer {ann_token}"}).status_code == 204
+    db.expire_all()
+    assert db.scalar(select(User.role).where(User.name == "bob")) == "admin"
+    # Shown once: the page does not show them again.
+    assert 'id="import-tokens"' not in admin_client.get("/admin/raters").text

@@ -62,6 +62,7 @@ ACCESS = {
     ("POST", "/admin/checkpoints/{checkpoint_id}/promote"): ADMIN,
     ("POST", "/admin/checkpoints/{checkpoint_id}/reject"): ADMIN,
     ("GET", "/admin/raters"): ADMIN,
+    ("POST", "/admin/raters/import"): ADMIN,
 }
 
 
