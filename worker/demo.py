@@ -22,6 +22,7 @@ import time
 
 from sqlalchemy import func, select
 
+from app.checkpoints.service import current_checkpoint
 from app.db import session_scope
 from app.migrate import upgrade
 from app.models import Prompt, User
@@ -109,7 +110,12 @@ tuneloop is up at {url}  ({time.monotonic() - started:.0f}s)
   admin:  admin / {logins['admin']}   -> {url}/admin
   rater:  rater / {logins['rater']}   -> {url}/rate
 """, flush=True)
-        build_and_register_base()
+        with session_scope() as db:
+            own_model = current_checkpoint(db)
+        if own_model is None:
+            build_and_register_base()
+        else:
+            print(f"using the current checkpoint v{own_model.version} ({own_model.name})", file=sys.stderr)
         children += [
             subprocess.Popen(tuneloop + ["worker", "--queues", "generate", "--beat", *QUIET_WORKER], env=env),
             subprocess.Popen(tuneloop + ["worker", "--queues", "train", "--no-beat", *QUIET_WORKER], env=env),

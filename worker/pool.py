@@ -23,14 +23,16 @@ from app.models import Checkpoint, Item, ItemPurpose, Prompt, Sample
 from app.settings import get_settings
 from worker.models_cache import load_policy
 from worker.training.generation import generate_responses
+from worker.training.sequences import Prompt as ModelPrompt
+from worker.training.sequences import prompt_of, tokenizer_fingerprint
 
 
 @dataclass
 class Plan:
     checkpoint: Checkpoint
     rival: Checkpoint | None  # compared with the current checkpoint: a candidate, or the parent
-    # (prompt id, prompt text, purpose) for each new item
-    items: list[tuple[int, str, ItemPurpose]]
+    # (prompt id, the prompt as the model reads it, purpose) for each new item
+    items: list[tuple[int, ModelPrompt, ItemPurpose]]
 
 
 def plan_refill(db: Session, rng: random.Random) -> Plan | None:
@@ -56,7 +58,8 @@ def plan_refill(db: Session, rng: random.Random) -> Plan | None:
         ids = list(db.scalars(select(Prompt.id).where(Prompt.active.is_(True), Prompt.source == source)
                               .order_by(Prompt.id)))
         chosen = rng.sample(ids, min(need, len(ids)))
-        texts = dict(db.execute(select(Prompt.id, Prompt.text).where(Prompt.id.in_(chosen))).tuples().all())
+        texts = {prompt_id: prompt_of(text, messages) for prompt_id, text, messages in
+                 db.execute(select(Prompt.id, Prompt.text, Prompt.messages).where(Prompt.id.in_(chosen)))}
         for prompt_id in chosen:
             text = texts[prompt_id]
             progress = rival is not None and rng.random() < share
@@ -64,9 +67,10 @@ def plan_refill(db: Session, rng: random.Random) -> Plan | None:
     return Plan(checkpoint, rival, items) if items else None
 
 
-def sample(checkpoint: Checkpoint, prompts: list[str], seed: int) -> list[dict]:
+def sample(checkpoint: Checkpoint, prompts: list[ModelPrompt], seed: int) -> list[dict]:
     settings = get_settings()
     model, tokenizer = load_policy(resolve_path(checkpoint))
+    fingerprint = tokenizer_fingerprint(tokenizer)
     generation = {"temperature": settings.generation_temperature,
                   "max_new_tokens": settings.generation_max_new_tokens, "seed": seed}
     results = generate_responses(model, tokenizer, prompts, seed=seed,
@@ -74,7 +78,8 @@ def sample(checkpoint: Checkpoint, prompts: list[str], seed: int) -> list[dict]:
                                  max_new_tokens=generation["max_new_tokens"])
     # A byte-level tokenizer can emit a NUL byte, which PostgreSQL text refuses.
     return [{"checkpoint_id": checkpoint.id, "text": r.text.replace("\x00", "") or "(empty response)",
-             "generation": generation | {"ended_with_eos": r.ended_with_eos}} for r in results]
+             "generation": generation | {"ended_with_eos": r.ended_with_eos},
+             "token_ids": r.token_ids, "tokenizer": fingerprint} for r in results]
 
 
 def refill_pool(seed: int | None = None) -> int:

@@ -30,6 +30,7 @@ from pathlib import Path
 from sqlalchemy import exists, insert, select, update
 from sqlalchemy.orm import aliased
 
+from app.checkpoints.model_dir import inspect_model_dir
 from app.checkpoints.service import add_checkpoint, current_checkpoint, make_current, resolve_path
 from app.db import session_scope
 from app.errors import Conflict
@@ -53,6 +54,7 @@ from worker.training.data import PreferencePair, TrainingCancelled, TrainResult
 from worker.training.dpo import DPOConfig, run_dpo
 from worker.training.ppo import PPOConfig, run_ppo
 from worker.training.reward_model import RewardModelConfig, fit_reward_model
+from worker.training.sequences import prompt_of
 from worker.training.watch import WatchConfig
 
 HEARTBEAT_SECONDS = 5
@@ -60,6 +62,9 @@ PPO_PROMPTS = 512
 HELD_OUT_SHARE = 0.2  # of the comparisons: the reward model's and DPO's held-out accuracy
 PROBE_PROMPTS = 64  # active prompts the watch samples, never trained on by PPO
 DPO_MAX_EPOCHS = 8
+# lora_r null: models this large train LoRA adapters of this rank (the reference is the base with the
+# adapter off: no second copy); smaller ones train every weight.
+LORA_FROM_PARAMETERS, DEFAULT_LORA_R = 300_000_000, 16
 # Watch checks over a policy phase that runs to its end. DPO can go from a KL of 1
 # to 100 nats in 10 steps on this project's small model (bench/README.md), so
 # checks come every 5 steps of a default 80-step round.
@@ -155,17 +160,26 @@ def snapshot_ratings(round_id: int, settings: RoundSettings) -> list[PreferenceP
             db.execute(insert(RoundRating), [{"round_id": round_id, "rating_id": r.rating_id} for r in rows])
         comparisons = comparisons_of(rows)
         check_enough_ratings(count(comparisons, len(rows)), settings.ratings)
-        sample_ids = {s for c in comparisons for s in (c.chosen, c.rejected)}
-        texts, prompts = {}, {}
-        ids = sorted(sample_ids)
+        samples, prompts = {}, {}
+        ids = sorted({s for c in comparisons for s in (c.chosen, c.rejected)})
         for start in range(0, len(ids), 1000):
-            chunk = ids[start : start + 1000]
-            texts |= dict(db.execute(select(Sample.id, Sample.text).where(Sample.id.in_(chunk))).tuples().all())
+            samples |= {row.id: row for row in db.execute(
+                select(Sample.id, Sample.text, Sample.token_ids, Sample.tokenizer)
+                .where(Sample.id.in_(ids[start : start + 1000])))}
         prompt_ids = sorted({c.prompt_id for c in comparisons})
         for start in range(0, len(prompt_ids), 1000):
-            chunk = prompt_ids[start : start + 1000]
-            prompts |= dict(db.execute(select(Prompt.id, Prompt.text).where(Prompt.id.in_(chunk))).tuples().all())
-    return [PreferencePair(prompts[c.prompt_id], texts[c.chosen], texts[c.rejected], tie=c.tie) for c in comparisons]
+            prompts |= {prompt_id: prompt_of(text, messages) for prompt_id, text, messages in db.execute(
+                select(Prompt.id, Prompt.text, Prompt.messages).where(Prompt.id.in_(prompt_ids[start : start + 1000])))}
+    return [_pair(prompts[c.prompt_id], samples[c.chosen], samples[c.rejected], c.tie) for c in comparisons]
+
+
+def _pair(prompt, chosen, rejected, tie: bool) -> PreferencePair:
+    """A comparison with the ids each response was sampled as, when both were sampled by one tokenizer."""
+    same = chosen.token_ids is not None and rejected.token_ids is not None and chosen.tokenizer == rejected.tokenizer
+    return PreferencePair(prompt, chosen.text, rejected.text, tie=tie,
+                          chosen_ids=tuple(chosen.token_ids) if same else None,
+                          rejected_ids=tuple(rejected.token_ids) if same else None,
+                          tokenizer=chosen.tokenizer if same else "")
 
 
 def execute_round(round_id: int) -> str:
@@ -200,7 +214,8 @@ def _train_and_publish(run: RoundRun) -> RoundStatus:
             raise ValueError("no current checkpoint to train from")
         round_.base_checkpoint_id = base.id
         base_id, base_path = base.id, resolve_path(base)
-        prompts = list(db.scalars(select(Prompt.text).where(Prompt.active.is_(True)).order_by(Prompt.id)))
+        prompts = [prompt_of(text, messages) for text, messages in db.execute(
+            select(Prompt.text, Prompt.messages).where(Prompt.active.is_(True)).order_by(Prompt.id))]
     comparisons = snapshot_ratings(run.round_id, settings)
     decisive = [c for c in comparisons if not c.tie]
     random.Random(settings.seed).shuffle(prompts)
@@ -214,13 +229,18 @@ def _train_and_publish(run: RoundRun) -> RoundStatus:
     watch = WatchConfig(prompts=probe, kl_budget=settings.kl_budget, seed=settings.seed,
                         max_new_tokens=generation.generation_max_new_tokens,
                         temperature=generation.generation_temperature or 1.0)
+    lora_r = settings.lora_r
+    if lora_r is None:
+        parameters = inspect_model_dir(base_path).parameters or 0
+        lora_r = DEFAULT_LORA_R if parameters > LORA_FROM_PARAMETERS else 0
+    report["lora_r"] = lora_r
     gates: list[Gate] = []
     work = store / "rounds" / str(run.round_id)
     out_dir = store / f"round-{run.round_id}"
 
     if settings.algorithm == "ppo":
         rm_config = RewardModelConfig(seed=settings.seed, epochs=settings.reward_model_epochs,
-                                      eval_fraction=HELD_OUT_SHARE)
+                                      eval_fraction=HELD_OUT_SHARE, lora_r=lora_r)
         rm_steps = settings.reward_model_epochs * math.ceil(
             (len(comparisons) - int(len(comparisons) * HELD_OUT_SHARE)) / rm_config.batch_size)
         reward = fit_reward_model(base_path, comparisons, rm_config, work / "reward_model",
@@ -236,7 +256,7 @@ def _train_and_publish(run: RoundRun) -> RoundStatus:
                                 "stopped": "the reward model is not above chance: no policy step was taken"}
             return _reject(run, gates, report)
         watch.every = max(1, math.ceil(settings.policy_steps / CHECKS_PER_ROUND))
-        config = PPOConfig(seed=settings.seed, steps=settings.policy_steps,
+        config = PPOConfig(seed=settings.seed, steps=settings.policy_steps, lora_r=lora_r,
                            learning_rate=settings.learning_rate, kl_coef=settings.kl_coef)
         random.Random(settings.seed).shuffle(train_prompts)
         planned = config.steps
@@ -246,7 +266,7 @@ def _train_and_publish(run: RoundRun) -> RoundStatus:
         metrics = {f"reward_model/{k}": v for k, v in reward.metrics.items()}
     else:
         config = DPOConfig(seed=settings.seed, learning_rate=settings.learning_rate, beta=settings.kl_coef,
-                           eval_fraction=HELD_OUT_SHARE, max_steps=settings.policy_steps)
+                           eval_fraction=HELD_OUT_SHARE, max_steps=settings.policy_steps, lora_r=lora_r)
         train_pairs = len(decisive) - int(len(decisive) * HELD_OUT_SHARE)
         batches = math.ceil(train_pairs / config.batch_size)
         config.epochs = min(DPO_MAX_EPOCHS, math.ceil(settings.policy_steps / batches))

@@ -13,6 +13,7 @@ LABELS = {
     "kl_coef": "KL coefficient",
     "kl_budget": "KL budget",
     "reward_model_epochs": "Reward-model epochs",
+    "lora_r": "LoRA rank",
     "ratings": "Ratings",
     "seed": "Seed",
 }
@@ -44,4 +45,4 @@ def parse_round_settings(fields: dict[str, str]) -> RoundSettings:
 
 def form_values(fields: dict[str, str] | None = None) -> dict[str, str]:
     """What the form shows: the defaults, overlaid with what was posted."""
-    return {k: str(v) for k, v in RoundSettings().model_dump().items()} | (fields or {})
+    return {k: "" if v is None else str(v) for k, v in RoundSettings().model_dump().items()} | (fields or {})

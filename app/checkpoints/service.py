@@ -1,11 +1,11 @@
 """Checkpoints: registration, the one current checkpoint, promotion and rollback."""
 
-import json
 from pathlib import Path
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from app.checkpoints.model_dir import inspect_model_dir
 from app.errors import Conflict, InvalidInput, NotFound
 from app.models import (
     Checkpoint,
@@ -53,19 +53,6 @@ def resolve_path(checkpoint: Checkpoint) -> Path:
     return get_settings().checkpoint_dir / path
 
 
-def check_model_dir(path: Path) -> dict:
-    """A Hugging Face causal LM directory: a config and a tokenizer (checked without torch)."""
-    config_file = path / "config.json"
-    if not path.is_dir() or not config_file.is_file():
-        raise InvalidInput(f"{path} is not a Hugging Face model directory (no config.json)")
-    if not any((path / name).is_file() for name in ("tokenizer.json", "tokenizer_config.json")):
-        raise InvalidInput(f"{path} has no tokenizer files")
-    try:
-        return json.loads(config_file.read_text())
-    except (OSError, ValueError) as error:
-        raise InvalidInput(f"{config_file}: unreadable ({error})") from None
-
-
 def next_version(db: Session) -> int:
     return (db.scalar(select(func.max(Checkpoint.version))) or 0) + 1
 
@@ -84,12 +71,12 @@ def add_checkpoint(db: Session, *, path: str, name: str, parent_id: int | None,
 
 
 def register_checkpoint(db: Session, path: Path, *, name: str = "", content_hash: str = "") -> Checkpoint:
-    """Register a local model directory as a base checkpoint; current if none is."""
+    """Register a local model directory as a base checkpoint, once it passes the checks of
+    app.checkpoints.model_dir (nothing is stored otherwise); current if none is."""
     path = path.expanduser().resolve()
-    config = check_model_dir(path)
+    model = inspect_model_dir(path)
     checkpoint = add_checkpoint(db, path=str(path), name=name or path.name, parent_id=None,
-                                content_hash=content_hash,
-                                metrics={"model_type": config.get("model_type", "")})
+                                content_hash=content_hash, metrics=model.as_metrics())
     if current_checkpoint(db) is None:
         make_current(db, checkpoint)
     return checkpoint

@@ -12,7 +12,7 @@ from app.errors import InvalidInput, InvalidRows, NotFound, TuneloopError
 from app.feedback.items import MAX_SOURCE_CHARS, check_overlap, create_item
 from app.feedback.schemas import ItemIn
 from app.models import ItemPurpose, Prompt, Sample
-from app.prompts.service import NewPrompt, add_prompts, check_text
+from app.prompts.service import NewPrompt, add_prompts, check_messages, check_text, last_user_turn
 from app.settings import get_settings
 
 
@@ -20,6 +20,8 @@ def _check_item(item: ItemIn, known_prompts: set[int], default_overlap: int) -> 
     check_overlap(item.overlap if item.overlap is not None else default_overlap)
     if item.prompt is not None:
         check_text(item.prompt, "prompt")
+    elif item.messages is not None:
+        check_messages([m.model_dump() for m in item.messages])
     elif item.prompt_id not in known_prompts:
         raise NotFound(f"no prompt {item.prompt_id}")
     for response in item.responses:
@@ -43,9 +45,8 @@ def create_client_items(db: Session, items: list[ItemIn], source: str = "api") -
     if failed:
         raise InvalidRows(failed)
 
-    new_prompts = iter(add_prompts(
-        db, [NewPrompt(text=i.prompt, source=source) for i in items if i.prompt is not None],
-        active=False))
+    new_prompts = iter(add_prompts(db, [_new_prompt(i, source) for i in items if i.prompt_id is None],
+                                   active=False))
     prompt_ids = [i.prompt_id if i.prompt_id is not None else next(new_prompts) for i in items]
     sample_rows = [{"prompt_id": prompt_id, "checkpoint_id": None, "text": r.text,
                     "source": r.source, "generation": {}}
@@ -58,3 +59,10 @@ def create_client_items(db: Session, items: list[ItemIn], source: str = "api") -
                for prompt_id, item in zip(prompt_ids, items)]
     db.flush()
     return [item.id for item in created]
+
+
+def _new_prompt(item: ItemIn, source: str) -> NewPrompt:
+    if item.messages is None:
+        return NewPrompt(text=item.prompt, source=source)
+    messages = [m.model_dump() for m in item.messages]
+    return NewPrompt(text=last_user_turn(messages), source=source, messages=messages)

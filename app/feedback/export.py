@@ -1,7 +1,10 @@
 """Ratings as JSONL that Hugging Face TRL and `datasets` read, streamed in flat memory.
 
 Preferences: one row per (chosen, rejected) pair, TRL's standard preference
-format (`prompt`, `chosen`, `rejected` as plain text) plus provenance columns.
+format (`prompt`, `chosen`, `rejected` as plain text) plus provenance columns;
+or its conversational format on request: `prompt` the conversation as a list
+of messages (a plain prompt is one user turn), `chosen` and `rejected` each a
+list holding the assistant's message.
 A "preferred" verdict on an item of n responses gives n-1 pairs (the preferred
 one against each other). Ties are no preference, so they are left out unless
 asked for: then every pair of the tied responses is a row with `tie: true`.
@@ -31,7 +34,7 @@ def _batches(db: Session, where: RatingFilter, verdicts: list[Verdict] | None):
     query = (
         select(Rating.id, Rating.user_id, User.name.label("rater"), Rating.item_id, Rating.verdict,
                Rating.preferred_sample_id, Rating.scores, Rating.provenance, Rating.created_at,
-               Prompt.text.label("prompt"))
+               Prompt.text.label("prompt"), Prompt.messages)
         .join(User, User.id == Rating.user_id)
         .join(Item, Item.id == Rating.item_id)
         .join(Prompt, Prompt.id == Item.prompt_id)
@@ -60,15 +63,19 @@ def _provenance(row) -> dict:
             "item_id": row.item_id, "created_at": row.created_at.isoformat()}
 
 
-def _pair(row, chosen: dict, rejected: dict, texts: dict[int, str], tie: bool) -> dict:
-    return {"prompt": row.prompt, "chosen": texts[chosen["sample_id"]],
-            "rejected": texts[rejected["sample_id"]], "tie": tie, **_provenance(row),
+def _pair(row, chosen: dict, rejected: dict, texts: dict[int, str], tie: bool, conversational: bool) -> dict:
+    prompt, better, worse = row.prompt, texts[chosen["sample_id"]], texts[rejected["sample_id"]]
+    if conversational:
+        prompt = row.messages or [{"role": "user", "content": row.prompt}]
+        better, worse = [{"role": "assistant", "content": better}], [{"role": "assistant", "content": worse}]
+    return {"prompt": prompt, "chosen": better, "rejected": worse, "tie": tie, **_provenance(row),
             "chosen_sample_id": chosen["sample_id"], "rejected_sample_id": rejected["sample_id"],
             "chosen_checkpoint_id": chosen.get("checkpoint_id"),
             "rejected_checkpoint_id": rejected.get("checkpoint_id")}
 
 
-def preference_rows(db: Session, where: RatingFilter, include_ties: bool = False) -> Iterator[list[dict]]:
+def preference_rows(db: Session, where: RatingFilter, include_ties: bool = False,
+                    conversational: bool = False) -> Iterator[list[dict]]:
     verdicts = [Verdict.preferred, Verdict.tie] if include_ties else [Verdict.preferred]
     for batch, texts in _batches(db, where, verdicts):
         out = []
@@ -78,10 +85,10 @@ def preference_rows(db: Session, where: RatingFilter, include_ties: bool = False
                 chosen = next((p for p in shown if p["sample_id"] == row.preferred_sample_id), None)
                 if chosen is None:
                     continue
-                out += [_pair(row, chosen, other, texts, tie=False)
+                out += [_pair(row, chosen, other, texts, False, conversational)
                         for other in shown if other is not chosen]
             else:
-                out += [_pair(row, a, b, texts, tie=True) for a, b in combinations(shown, 2)]
+                out += [_pair(row, a, b, texts, True, conversational) for a, b in combinations(shown, 2)]
         yield out
 
 

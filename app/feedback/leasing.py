@@ -41,6 +41,8 @@ class LeasedItem:
     item_id: int
     kind: ItemKind
     prompt: str
+    # The conversation the responses answer; a plain prompt is one user turn.
+    messages: list[dict[str, str]]
     responses: list[ShownResponse]
     lease_id: int
     created_at: datetime
@@ -100,7 +102,7 @@ _HELD = (
     .limit(bindparam("limit"))
 )
 _SHOWN = (
-    select(ItemResponse.item_id, Item.kind, Prompt.text.label("prompt"), ItemResponse.position,
+    select(ItemResponse.item_id, Item.kind, Prompt.text.label("prompt"), Prompt.messages, ItemResponse.position,
            Sample.id.label("sample_id"), Sample.text)
     .join(Item, Item.id == ItemResponse.item_id)
     .join(Prompt, Prompt.id == Item.prompt_id)
@@ -136,21 +138,22 @@ def claims_by_others(db: Session, item_id: int, user_id: int, now: datetime) -> 
     return db.connection().scalar(_CLAIMS_BY_OTHERS, {"item_id": item_id, "user_id": user_id, "now": now}) or 0
 
 
-def _shown(conn: Connection, item_ids: list[int]) -> dict[int, tuple[ItemKind, str, dict[int, ShownResponse]]]:
-    """Kind, prompt and responses by position of each item, in one query."""
+def _shown(conn: Connection, item_ids: list[int]) -> dict[int, tuple[ItemKind, str, list, dict[int, ShownResponse]]]:
+    """Kind, prompt, conversation and responses by position of each item, in one query."""
     rows = conn.execute(_SHOWN, {"item_ids": item_ids})
-    shown: dict[int, tuple[ItemKind, str, dict[int, ShownResponse]]] = {}
+    shown: dict[int, tuple[ItemKind, str, list, dict[int, ShownResponse]]] = {}
     for row in rows:
-        entry = shown.setdefault(row.item_id, (row.kind, row.prompt, {}))
-        entry[2][row.position] = ShownResponse(row.position, row.sample_id, row.text)
+        messages = row.messages or [{"role": "user", "content": row.prompt}]
+        entry = shown.setdefault(row.item_id, (row.kind, row.prompt, messages, {}))
+        entry[3][row.position] = ShownResponse(row.position, row.sample_id, row.text)
     return shown
 
 
 def _leased(shown, item_id: int, lease_id: int, order: list[int], created_at: datetime,
             expires_at: datetime) -> LeasedItem:
-    kind, prompt, by_position = shown[item_id]
+    kind, prompt, messages, by_position = shown[item_id]
     order = order or sorted(by_position)
-    return LeasedItem(item_id=item_id, kind=kind, prompt=prompt,
+    return LeasedItem(item_id=item_id, kind=kind, prompt=prompt, messages=messages,
                       responses=[by_position[p] for p in order],
                       lease_id=lease_id, created_at=created_at, expires_at=expires_at)
 
@@ -199,7 +202,7 @@ def _lease_those_with_room(conn: Connection, user_id: int, now: datetime, item_i
     shown = _shown(conn, item_ids)
     leased = []
     for item_id in item_ids:
-        order = sorted(shown[item_id][2])
+        order = sorted(shown[item_id][3])
         rng.shuffle(order)
         lease_id = conn.scalar(_LEASE_IF_ROOM[dialect], {
             "item_id": item_id, "user_id": user_id, "now": now, "expires": expires, "order": order})

@@ -1,7 +1,7 @@
 """/api/v1 items, ratings and exports: lease, answer, list and export feedback."""
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Response, status
 from fastapi.responses import StreamingResponse
@@ -140,10 +140,15 @@ def _jsonl(lines, name: str) -> StreamingResponse:
           "description": "One JSON object a line: prompt, chosen, rejected, tie and provenance."}})
 def export_preferences(admin: CurrentAdmin, where: FilterDep,
                        include_ties: Annotated[bool, Query(
-                           description="Also tied pairs, marked tie: true.")] = False) -> StreamingResponse:
+                           description="Also tied pairs, marked tie: true.")] = False,
+                       format: Annotated[Literal["standard", "conversational"], Query(
+                           description="standard: prompt, chosen, rejected as text; conversational: prompt as "
+                                       "a list of messages, chosen and rejected as the assistant's message "
+                                       "(TRL's conversational preference format)")] = "standard",
+                       ) -> StreamingResponse:
     """Preference pairs as JSONL for TRL / datasets (admins only); ties only on request."""
-    return _jsonl(export.stream_jsonl(export.preference_rows, where, include_ties=include_ties),
-                  "preferences.jsonl")
+    return _jsonl(export.stream_jsonl(export.preference_rows, where, include_ties=include_ties,
+                                      conversational=format == "conversational"), "preferences.jsonl")
 
 
 @router.get("/export/scores", response_class=StreamingResponse, responses=errors(403) | {

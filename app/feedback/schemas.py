@@ -9,6 +9,7 @@ from app.api.types import Id, IdText, Int, Text, text_limits
 from app.feedback.items import MAX_OVERLAP, MAX_SOURCE_CHARS
 from app.feedback.ratings import MAX_COMMENT_CHARS, MAX_SCORE, MIN_SCORE
 from app.models import ItemKind
+from app.prompts.schemas import Message
 from app.settings import get_settings
 
 MAX_ITEMS_PER_REQUEST = 500
@@ -33,8 +34,12 @@ class ItemIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     prompt: Annotated[Text, Field(**text_limits(get_settings().max_text_chars, required=True))] | None = Field(
-        None, description="The prompt text (a new prompt); or give prompt_id.")
-    prompt_id: Id | None = Field(None, description="An existing prompt, instead of prompt.")
+        None, description="The prompt text (a new prompt); or give messages or prompt_id.")
+    messages: list[Message] | None = Field(
+        None, min_length=1, max_length=64,
+        description="The conversation the responses answer (a new prompt), ending with a user turn; "
+                    "instead of prompt.")
+    prompt_id: Id | None = Field(None, description="An existing prompt, instead of prompt or messages.")
     responses: list[ResponseIn] = Field(
         min_length=1, max_length=MAX_RESPONSES_PER_ITEM,
         description="One response to score, or two or more to compare.")
@@ -43,8 +48,8 @@ class ItemIn(BaseModel):
 
     @model_validator(mode="after")
     def _one_prompt(self) -> "ItemIn":
-        if (self.prompt is None) == (self.prompt_id is None):
-            raise ValueError("give exactly one of prompt and prompt_id")
+        if sum(given is not None for given in (self.prompt, self.messages, self.prompt_id)) != 1:
+            raise ValueError("give exactly one of prompt, messages and prompt_id")
         return self
 
 
@@ -68,7 +73,9 @@ class ShownResponse(BaseModel):
 class LeasedItemOut(BaseModel):
     item_id: int
     kind: ItemKind
-    prompt: str
+    prompt: str = Field(description="The prompt's text: for a conversation, its last user turn.")
+    messages: list[Message] = Field(description="The whole conversation the responses answer (a plain prompt "
+                                                "is one user turn).")
     responses: list[ShownResponse] = Field(description="In the order to show them (shuffled per lease).")
     lease_expires_at: datetime
 

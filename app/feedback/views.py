@@ -10,6 +10,7 @@ def leased_item_view(leased: LeasedItem) -> LeasedItemOut:
         item_id=leased.item_id,
         kind=leased.kind,
         prompt=leased.prompt,
+        messages=leased.messages,
         responses=[ShownResponse(id=r.sample_id, text=r.text) for r in leased.responses],
         lease_expires_at=leased.expires_at,
     )

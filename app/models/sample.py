@@ -20,6 +20,10 @@ class Sample(CreatedAt, Base):
     text: Mapped[str] = mapped_column(sa.Text)
     # Generation settings (temperature, max tokens, seed, finished with EOS...).
     generation: Mapped[dict] = mapped_column(default=dict)
+    # The response's token ids as sampled (end token included) and the fingerprint of the
+    # tokenizer they belong to: training reuses exactly these. None for client responses.
+    token_ids: Mapped[list | None]
+    tokenizer: Mapped[str] = mapped_column(sa.String(16), default="")
 
     prompt: Mapped[Prompt] = relationship()
     checkpoint: Mapped[Checkpoint | None] = relationship()

@@ -12,5 +12,5 @@ router = APIRouter(prefix="/prompts", tags=["prompts"])
              responses=errors(403))
 def create_prompts(body: PromptsIn, db: SessionDep, admin: CurrentAdmin) -> PromptIds:
     """Add prompts for generation, all or none (admins only)."""
-    ids = add_checked_prompts(db, [p.model_dump() for p in body.prompts], default_source="api")
+    ids = add_checked_prompts(db, [p.model_dump(exclude_none=True) for p in body.prompts], default_source="api")
     return PromptIds(ids=ids)

@@ -1,6 +1,6 @@
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.api.types import Text, text_limits
 from app.settings import get_settings
@@ -8,14 +8,34 @@ from app.settings import get_settings
 MAX_PROMPTS_PER_REQUEST = 1000
 
 
+class Message(BaseModel):
+    """One turn of a conversation."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["system", "user", "assistant"]
+    content: Text = Field(**text_limits(get_settings().max_text_chars, required=True))
+
+
 class PromptIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    text: Text = Field(description="The prompt; not blank, at most TUNELOOP_MAX_TEXT_CHARS characters.",
-                       **text_limits(get_settings().max_text_chars, required=True))
+    text: Text | None = Field(None, description="The prompt; not blank, at most TUNELOOP_MAX_TEXT_CHARS "
+                                                "characters. Or give messages.",
+                              **text_limits(get_settings().max_text_chars, required=True))
+    messages: list[Message] | None = Field(
+        None, min_length=1, max_length=64,
+        description="A conversation ending with a user turn, rendered by the model's chat template; "
+                    "instead of text. Its last user turn is the prompt's text.")
     tags: list[Annotated[Text, Field(**text_limits(64))]] = Field(
         default_factory=list, description="Up to 64 characters each.")
     source: Text = Field("", description='Where it came from; default "api".', **text_limits(128))
+
+    @model_validator(mode="after")
+    def _text_or_messages(self) -> "PromptIn":
+        if (self.text is None) == (self.messages is None):
+            raise ValueError("give exactly one of text and messages")
+        return self
 
 
 class PromptsIn(BaseModel):

@@ -1,4 +1,9 @@
-"""Prompts: validation, bulk insert, and import from JSONL or CSV files."""
+"""Prompts: validation, bulk insert, and import from JSONL or CSV files.
+
+A prompt is plain text, or a conversation: `{"messages": [{"role", "content"}, ...]}`
+with roles system, user and assistant, ending with a user turn. A conversation's
+text is its last user turn: what raters read as "the prompt" and rules score.
+"""
 
 import csv
 import io
@@ -13,12 +18,16 @@ from app.errors import InvalidInput, InvalidRows
 from app.models import Prompt
 from app.settings import get_settings
 
+ROLES = ("system", "user", "assistant")
+MAX_TURNS = 64
+
 
 @dataclass
 class NewPrompt:
     text: str
     tags: list[str] = field(default_factory=list)
     source: str = ""
+    messages: list[dict[str, str]] | None = None
 
 
 def check_text(text: object, what: str = "text") -> str:
@@ -37,12 +46,34 @@ def check_text(text: object, what: str = "text") -> str:
     return text
 
 
+def check_messages(raw: object, what: str = "messages") -> list[dict[str, str]]:
+    """A conversation as the chat templates take it; it must end with the user's turn."""
+    if not isinstance(raw, list) or not raw:
+        raise InvalidInput(f"{what} must be a non-empty list of {{role, content}} turns", field=what)
+    if len(raw) > MAX_TURNS:
+        raise InvalidInput(f"{what} has more than {MAX_TURNS} turns", field=what)
+    turns = []
+    for index, turn in enumerate(raw):
+        if not isinstance(turn, dict) or set(turn) != {"role", "content"}:
+            raise InvalidInput(f"{what}[{index}] must be an object with exactly 'role' and 'content'", field=what)
+        if turn["role"] not in ROLES:
+            raise InvalidInput(f"{what}[{index}].role must be one of {', '.join(ROLES)}", field=what)
+        turns.append({"role": turn["role"], "content": check_text(turn["content"], f"{what}[{index}].content")})
+    if turns[-1]["role"] != "user":
+        raise InvalidInput(f"{what} must end with a user turn (the model answers it)", field=what)
+    return turns
+
+
+def last_user_turn(messages: list[dict[str, str]]) -> str:
+    return messages[-1]["content"]
+
+
 def check_prompt(raw: object) -> NewPrompt:
     if isinstance(raw, str):
         return NewPrompt(text=check_text(raw))
     if not isinstance(raw, dict):
-        raise InvalidInput("expected an object with a 'text' field, or a string")
-    unknown = set(raw) - {"text", "tags", "source"}
+        raise InvalidInput("expected an object with a 'text' or 'messages' field, or a string")
+    unknown = set(raw) - {"text", "messages", "tags", "source"}
     if unknown:
         raise InvalidInput(f"unknown field(s): {', '.join(sorted(unknown))}")
     tags = raw.get("tags") or []
@@ -53,6 +84,11 @@ def check_prompt(raw: object) -> NewPrompt:
     source = raw.get("source") or ""
     if not isinstance(source, str) or len(source) > 128:
         raise InvalidInput("source must be a string of at most 128 characters", field="source")
+    if raw.get("messages") is not None:
+        if raw.get("text") is not None:
+            raise InvalidInput("give text or messages, not both", field="messages")
+        messages = check_messages(raw["messages"])
+        return NewPrompt(text=last_user_turn(messages), tags=tags, source=source, messages=messages)
     return NewPrompt(text=check_text(raw.get("text")), tags=tags, source=source)
 
 
@@ -60,7 +96,8 @@ def add_prompts(db: Session, prompts: list[NewPrompt], *, active: bool = True) -
     # active=False: stored for items a client brought, never offered to generation.
     if not prompts:
         return []
-    rows = [{"text": p.text, "tags": p.tags, "source": p.source, "active": active} for p in prompts]
+    rows = [{"text": p.text, "messages": p.messages, "tags": p.tags, "source": p.source, "active": active}
+            for p in prompts]
     result = db.execute(insert(Prompt).returning(Prompt.id, sort_by_parameter_order=True), rows)
     return [row.id for row in result]
 

@@ -32,8 +32,8 @@ def test_launch_form_queues_a_round_with_the_chosen_settings(admin_client, db, l
     assert response.headers["location"] == f"/admin/rounds/{round_.id}"
     assert round_.status == RoundStatus.queued
     assert round_.config == {"algorithm": "ppo", "policy_steps": 12, "kl_coef": 0.1, "kl_budget": 15.0,
-                             "learning_rate": 3e-4, "reward_model_epochs": 3, "ratings": "since_last_round",
-                             "seed": 7}
+                             "learning_rate": 3e-4, "reward_model_epochs": 3, "lora_r": None,
+                             "ratings": "since_last_round", "seed": 7}
     # The round's id went to the train queue once the transaction committed.
     [message] = train_queue.lrange("train", 0, -1)
     assert json.loads(message)["headers"]["argsrepr"] == f"[{round_.id}]"

@@ -17,7 +17,8 @@ def test_a_vendor_leases_a_batch_that_others_do_not_get(client, rater, make_rate
     make_items(db, 4)
     shown = take(client, rater, 3)
     assert len({s["item_id"] for s in shown}) == 3
-    assert set(shown[0]) == {"item_id", "kind", "prompt", "responses", "lease_expires_at"}
+    assert set(shown[0]) == {"item_id", "kind", "prompt", "messages", "responses", "lease_expires_at"}
+    assert shown[0]["messages"] == [{"role": "user", "content": shown[0]["prompt"]}]
     # Asking again returns the leases held, not more items.
     assert [s["item_id"] for s in take(client, rater, 3)] == [s["item_id"] for s in shown]
     assert len(take(client, rater, 10)) == 4

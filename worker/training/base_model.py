@@ -1,23 +1,51 @@
 """Build the local base policy: a byte-level BPE tokenizer and a small GPT-2,
 both trained from scratch on the templated corpus, saved as a normal Hugging
 Face directory so `AutoModelForCausalLM` / `AutoTokenizer` load it offline.
+
+`ChatModelConfig` builds the same, as a real chat architecture (Llama or
+Qwen2 from their configs) whose tokenizer carries a chat template with a turn
+end distinct from EOS, listed beside EOS in the generation config: what a
+team's own instruction-tuned model looks like, small enough for CI.
 """
 
 import math
 import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Literal
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+from transformers import (
+    GPT2Config,
+    GPT2LMHeadModel,
+    LlamaConfig,
+    LlamaForCausalLM,
+    PreTrainedModel,
+    PreTrainedTokenizerFast,
+    Qwen2Config,
+    Qwen2ForCausalLM,
+)
 
 from worker.training.checkpoint_io import METADATA_FILE, write_checkpoint
 from worker.training.corpus import ON_TOPIC_PROBABILITY, pretraining_examples
 from worker.training.kernels import adamw
-from worker.training.sequences import PROMPT_SEPARATOR, encode_prompts, encode_responses, pad_right, position_ids_for
+from worker.training.sequences import (
+    PROMPT_SEPARATOR,
+    encode_prompts,
+    encode_responses,
+    pad_right,
+    position_ids_for,
+    response_end_id,
+)
 
 BOS, EOS, PAD = "<|bos|>", "<|eos|>", "<|pad|>"
+TURN_START, TURN_END = "<|im_start|>", "<|im_end|>"
+# ChatML, as Qwen2 uses it: every turn closes with TURN_END, which is not EOS.
+CHAT_TEMPLATE = (
+    "{% for message in messages %}" + TURN_START + "{{ message['role'] }}\n{{ message['content'] }}" + TURN_END
+    + "\n{% endfor %}{% if add_generation_prompt %}" + TURN_START + "assistant\n{% endif %}"
+)
 
 
 @dataclass
@@ -43,6 +71,11 @@ class BaseModelConfig:
     warmup_steps: int = 30
 
 
+@dataclass
+class ChatModelConfig(BaseModelConfig):
+    architecture: Literal["llama", "qwen2"] = "llama"
+
+
 def build_base_model(out_dir: Path, config: BaseModelConfig | None = None) -> Path:
     """Build (or reuse) the base model at `out_dir` and return that path."""
     config = config or BaseModelConfig()
@@ -53,12 +86,13 @@ def build_base_model(out_dir: Path, config: BaseModelConfig | None = None) -> Pa
 
     # Data: (prompt, response) pairs in the same token layout generation uses.
     examples = pretraining_examples(config.examples, seed=config.seed, on_topic=config.on_topic)
-    tokenizer = train_tokenizer([p + PROMPT_SEPARATOR + r for p, r in examples], config.vocab_size)
+    chat = isinstance(config, ChatModelConfig)
+    tokenizer = train_tokenizer([p + PROMPT_SEPARATOR + r for p, r in examples], config.vocab_size, chat=chat)
     sequences = [p + r for p, r in zip(encode_prompts(tokenizer, [p for p, _ in examples]),
                                        encode_responses(tokenizer, [r for _, r in examples]))]
 
     # Model.
-    model = GPT2LMHeadModel(
+    model = _chat_model(config, tokenizer) if chat else GPT2LMHeadModel(
         GPT2Config(
             vocab_size=len(tokenizer),
             n_positions=config.n_positions,
@@ -121,8 +155,10 @@ def build_base_model(out_dir: Path, config: BaseModelConfig | None = None) -> Pa
         raise
 
 
-def train_tokenizer(texts: list[str], vocab_size: int) -> PreTrainedTokenizerFast:
-    """Byte-level BPE with BOS, EOS and a pad token distinct from EOS."""
+def train_tokenizer(texts: list[str], vocab_size: int, chat: bool = False) -> PreTrainedTokenizerFast:
+    """Byte-level BPE with BOS, EOS and a pad token distinct from EOS; with `chat`, also the
+    turn marks and the chat template."""
+    turns = [TURN_START, TURN_END] if chat else []
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
@@ -130,12 +166,31 @@ def train_tokenizer(texts: list[str], vocab_size: int) -> PreTrainedTokenizerFas
         texts,
         trainers.BpeTrainer(
             vocab_size=vocab_size,
-            special_tokens=[BOS, EOS, PAD],
+            special_tokens=[BOS, EOS, PAD, *turns],
             initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
             show_progress=False,
         ),
     )
-    return PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token=BOS, eos_token=EOS, pad_token=PAD)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token=BOS, eos_token=EOS, pad_token=PAD,
+                                        additional_special_tokens=turns or None)
+    if chat:
+        tokenizer.chat_template = CHAT_TEMPLATE
+    return tokenizer
+
+
+def _chat_model(config: ChatModelConfig, tokenizer: PreTrainedTokenizerFast) -> PreTrainedModel:
+    """A Llama or Qwen2 of the config's size; it stops at the turn end as well as at EOS."""
+    kind, model_class = {"llama": (LlamaConfig, LlamaForCausalLM), "qwen2": (Qwen2Config, Qwen2ForCausalLM)}[
+        config.architecture]
+    model = model_class(kind(
+        vocab_size=len(tokenizer), hidden_size=config.n_embd, intermediate_size=4 * config.n_embd,
+        num_hidden_layers=config.n_layer, num_attention_heads=config.n_head,
+        num_key_value_heads=max(1, config.n_head // 2), max_position_embeddings=config.n_positions,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True,
+    ))
+    model.generation_config.eos_token_id = [response_end_id(tokenizer), tokenizer.eos_token_id]
+    return model
 
 
 def _warmup_cosine(step: int, warmup_steps: int, total_steps: int) -> float:

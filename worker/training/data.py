@@ -3,14 +3,22 @@
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from worker.training.sequences import Prompt
+
 
 @dataclass(frozen=True)
 class PreferencePair:
-    prompt: str
+    prompt: Prompt  # plain text, or a conversation ((role, content), ...) ending with a user turn
     chosen: str
     rejected: str
     # A tie says the two responses are equally good; `chosen`/`rejected` are then arbitrary.
     tie: bool = False
+    # The token ids generation sampled for each response (end token included), and the
+    # fingerprint of the tokenizer they belong to: training uses exactly these ids when the
+    # policy's tokenizer is that one, and tokenizes the text otherwise (client responses).
+    chosen_ids: tuple[int, ...] | None = None
+    rejected_ids: tuple[int, ...] | None = None
+    tokenizer: str = ""
 
 
 @dataclass

@@ -10,24 +10,24 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from worker.training.sequences import encode_prompts, pad_left, position_ids_for
+from worker.training.sequences import Prompt, encode_prompts, pad_left, position_ids_for, stop_ids
 
 
 @dataclass
 class Generated:
-    prompt: str
+    prompt: Prompt
     text: str
     prompt_ids: list[int]
-    # Response tokens, including the final EOS when there is one.
+    # Response tokens, including the end token (turn end or EOS) when there is one.
     token_ids: list[int]
-    ended_with_eos: bool
+    ended_with_eos: bool  # ended by one of the model's end ids, not cut at the length limit
 
 
 @torch.no_grad()
 def generate_responses(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
-    prompts: list[str],
+    prompts: list[Prompt],
     *,
     max_new_tokens: int = 48,
     temperature: float = 1.0,
@@ -40,16 +40,17 @@ def generate_responses(
     generator = torch.Generator(device=model.device).manual_seed(seed)
     was_training = model.training
     model.eval()
+    ends = stop_ids(tokenizer, model)
     results = []
     for start in range(0, len(prompts), batch_size):
         batch = prompts[start : start + batch_size]
         prompt_ids = encode_prompts(tokenizer, batch)
         new_tokens = _sample_batch(
-            model, prompt_ids, tokenizer.pad_token_id, tokenizer.eos_token_id,
+            model, prompt_ids, tokenizer.pad_token_id, ends,
             max_new_tokens, temperature, top_k, top_p, generator,
         )
         for prompt, ids, tokens in zip(batch, prompt_ids, new_tokens):
-            ended = bool(tokens) and tokens[-1] == tokenizer.eos_token_id
+            ended = bool(tokens) and tokens[-1] in ends
             text = tokenizer.decode(tokens[:-1] if ended else tokens, skip_special_tokens=True)
             results.append(Generated(prompt, text.strip(), ids, tokens, ended))
     model.train(was_training)
@@ -60,7 +61,7 @@ def _sample_batch(
     model: PreTrainedModel,
     prompt_ids: list[list[int]],
     pad_id: int,
-    eos_id: int,
+    ends: set[int],
     max_new_tokens: int,
     temperature: float,
     top_k: int,
@@ -73,6 +74,7 @@ def _sample_batch(
     positions = position_ids_for(attention_mask)  # (B, P)
     batch_size = input_ids.shape[0]
     finished = torch.zeros(batch_size, dtype=torch.bool, device=device)
+    end_ids = torch.tensor(sorted(ends), device=device)
     sampled = []  # max_new_tokens × (B,)
     cache = None
     step_ids, step_positions = input_ids, positions
@@ -90,14 +92,14 @@ def _sample_batch(
         next_token = _sample_next(logits, temperature, top_k, top_p, generator)  # (B,)
         next_token = torch.where(finished, torch.full_like(next_token, pad_id), next_token)
         sampled.append(next_token)
-        finished |= next_token == eos_id
+        finished |= torch.isin(next_token, end_ids)
         if finished.all():
             break
         step_ids = next_token[:, None]  # (B, 1)
         step_positions = step_positions[:, -1:] + 1  # (B, 1)
         attention_mask = torch.cat([attention_mask, (~finished).long()[:, None]], dim=1)
     tokens = torch.stack(sampled, dim=1).tolist()  # (B, N)
-    return [_until_eos(row, eos_id) for row in tokens]
+    return [_until_end(row, ends) for row in tokens]
 
 
 def _sample_next(
@@ -119,5 +121,6 @@ def _sample_next(
     return torch.multinomial(logits.softmax(-1), 1, generator=generator).squeeze(-1)
 
 
-def _until_eos(tokens: list[int], eos_id: int) -> list[int]:
-    return tokens[: tokens.index(eos_id) + 1] if eos_id in tokens else tokens
+def _until_end(tokens: list[int], ends: set[int]) -> list[int]:
+    """The tokens up to and including the first end id (the rest is padding after it)."""
+    return next((tokens[: i + 1] for i, token in enumerate(tokens) if token in ends), tokens)

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from transformers import PreTrainedModel
 
 from worker.training.data import PreferencePair
-from worker.training.sequences import encode_prompts, encode_responses, position_ids_for
+from worker.training.sequences import encode_prompts, encode_responses, position_ids_for, tokenizer_fingerprint
 
 Triple = tuple[list[int], list[int], list[int]]  # prompt, chosen, rejected token ids
 
@@ -67,13 +67,20 @@ def fit_triple(prompt: list[int], chosen: list[int], rejected: list[int], max_le
 
 
 def encode_pairs(tokenizer, pairs: list[PreferencePair], max_length: int) -> list[Triple]:
-    """Token ids of each pair, fitted to max_length; every distinct text is tokenized once, in batch."""
+    """Token ids of each pair, fitted to max_length: a response's sampled ids when they belong to
+    this tokenizer, else its text tokenized (every distinct text once, in batch)."""
+    own = tokenizer_fingerprint(tokenizer)
+    sampled = [pair.tokenizer == own and pair.chosen_ids is not None and pair.rejected_ids is not None
+               for pair in pairs]
     prompts = list(dict.fromkeys(pair.prompt for pair in pairs))
-    responses = list(dict.fromkeys(r for pair in pairs for r in (pair.chosen, pair.rejected)))
+    responses = list(dict.fromkeys(r for pair, known in zip(pairs, sampled) if not known
+                                   for r in (pair.chosen, pair.rejected)))
     prompt_ids = dict(zip(prompts, encode_prompts(tokenizer, prompts)))
     response_ids = dict(zip(responses, encode_responses(tokenizer, responses)))
-    return [fit_triple(prompt_ids[pair.prompt], response_ids[pair.chosen], response_ids[pair.rejected], max_length)
-            for pair in pairs]
+    return [fit_triple(prompt_ids[pair.prompt],
+                       list(pair.chosen_ids) if known else response_ids[pair.chosen],
+                       list(pair.rejected_ids) if known else response_ids[pair.rejected], max_length)
+            for pair, known in zip(pairs, sampled)]
 
 
 def supports_packing(model: PreTrainedModel) -> bool:

@@ -50,7 +50,7 @@ from worker.training.losses import (
     ppo_value_loss,
 )
 from worker.training.reward_model import RewardScorer, token_scores
-from worker.training.sequences import ensure_pad_token, last_token_index, pad_prompt_response
+from worker.training.sequences import Prompt, ensure_pad_token, last_token_index, pad_prompt_response
 from worker.training.watch import PolicyWatch, WatchConfig
 
 ALGORITHM = "ppo"
@@ -89,7 +89,7 @@ class PPOConfig:
 def run_ppo(
     policy_dir: Path,
     reward_model_dir: Path,
-    prompts: list[str],
+    prompts: list[Prompt],
     config: PPOConfig,
     out_dir: Path,
     on_metrics: Callable[[int, dict[str, float]], None] | None = None,
@@ -173,7 +173,8 @@ def run_ppo(
             old_logprobs, _ = token_logprobs(policy, input_ids, attention_mask, config.temperature)
             ref_logprobs = reference_logprobs(policy, reference, input_ids, attention_mask, config.temperature)
             old_values = token_scores(value_model, input_ids, attention_mask)[:, :-1].float()  # (B, T-1)
-        scores = scorer.score([g.prompt for g in generated], [g.text for g in generated]).to(device)  # (B,)
+        # Scored on the ids sampled, exactly: the reward model shares the policy's tokenizer.
+        scores = scorer.score_ids([g.prompt_ids + g.token_ids for g in generated]).to(device)  # (B,)
         scores = scores.clamp(-config.reward_clip, config.reward_clip)
         ended = torch.tensor([g.ended_with_eos for g in generated], device=device)
         scores = torch.where(ended, scores, scores - config.missing_eos_penalty)

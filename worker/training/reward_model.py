@@ -36,6 +36,7 @@ from worker.training.packing import (
     unpadded_call,
 )
 from worker.training.sequences import (
+    Prompt,
     encode_prompts,
     encode_responses,
     ensure_pad_token,
@@ -233,10 +234,14 @@ class RewardScorer:
         self.mean, self.std = normalisation["mean"], normalisation["std"]
 
     @torch.no_grad()
-    def score(self, prompts: list[str], responses: list[str], batch_size: int = 64) -> torch.Tensor:
-        """Normalised rewards (N,), on the CPU."""
-        sequences = [p + r for p, r in zip(encode_prompts(self.tokenizer, prompts),
-                                           encode_responses(self.tokenizer, responses))]
+    def score(self, prompts: list[Prompt], responses: list[str], batch_size: int = 64) -> torch.Tensor:
+        """Normalised rewards (N,) of texts, on the CPU."""
+        return self.score_ids([p + r for p, r in zip(encode_prompts(self.tokenizer, prompts),
+                                                      encode_responses(self.tokenizer, responses))], batch_size)
+
+    @torch.no_grad()
+    def score_ids(self, sequences: list[list[int]], batch_size: int = 64) -> torch.Tensor:
+        """Normalised rewards (N,) of prompt + response token ids (as sampled), on the CPU."""
         rewards = [
             score_sequences(self.model, sequences[i : i + batch_size], self.tokenizer.pad_token_id, self.device)
             for i in range(0, len(sequences), batch_size)

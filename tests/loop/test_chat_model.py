@@ -1,0 +1,114 @@
+"""Bring your own chat model: a Llama and a Qwen2 built from their configs, with a chat template and
+a turn end that is not EOS, through registration, generation, rating and a round (PostgreSQL)."""
+
+import json
+import random
+import shutil
+
+import pytest
+from sqlalchemy import select
+from transformers import AutoTokenizer
+
+from app.checkpoints.service import register_checkpoint
+from app.db import session_scope
+from app.errors import InvalidInput
+from app.models import Checkpoint, Prompt, Sample, TrainingRound
+from app.prompts.service import NewPrompt, add_prompts
+from app.settings import get_settings
+from app.training.schemas import RoundSettings
+from app.training.service import launch_round
+from tests.admin.conftest import train_queue  # noqa: F401  (a fixture)
+from tests.conftest import reset_app_caches
+from tests.factories import make_user
+from tests.loop.test_safe_rounds import rate, run
+from worker.pool import refill_pool
+from worker.rounds import snapshot_ratings
+from worker.rules import RULES
+from worker.simulated_raters import answer_item
+from worker.training.base_model import ChatModelConfig, build_base_model
+from worker.training.corpus import builtin_prompts
+from worker.training.packing import encode_pairs
+from worker.training.sequences import encode_prompts, prompt_of, response_end_id
+
+pytestmark = pytest.mark.slow
+TINY_CHAT = dict(vocab_size=600, n_layer=2, n_head=2, n_embd=64, examples=3000, steps=200, batch_size=16)
+SYSTEM = {"role": "system", "content": "Answer in one sentence."}
+
+
+@pytest.fixture(scope="session", params=["llama", "qwen2"])
+def chat_model(request, tmp_path_factory):
+    return build_base_model(tmp_path_factory.mktemp("chat") / request.param,
+                            ChatModelConfig(architecture=request.param, **TINY_CHAT))
+
+
+def test_registration_refuses_what_is_not_a_causal_lm_and_describes_what_is(db, chat_model, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(chat_model, broken)
+    (broken / "model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
+    with pytest.raises(InvalidInput, match="unreadable weights"):
+        register_checkpoint(db, broken)
+    (broken / "tokenizer.json").unlink()
+    (broken / "tokenizer_config.json").unlink()
+    with pytest.raises(InvalidInput, match="no tokenizer files"):
+        register_checkpoint(db, broken)
+    config = json.loads((chat_model / "config.json").read_text())
+    (broken / "config.json").write_text(json.dumps(config | {"architectures": ["LlamaForSequenceClassification"]}))
+    with pytest.raises(InvalidInput, match="not a causal language model"):
+        register_checkpoint(db, broken)
+    assert db.scalars(select(Checkpoint)).all() == []
+
+    checkpoint = register_checkpoint(db, chat_model, name="chat")
+    assert checkpoint.status == "current"
+    assert checkpoint.metrics["chat_template"] is True and 50_000 < checkpoint.metrics["parameters"] < 2_000_000
+    assert checkpoint.metrics["architecture"] in ("LlamaForCausalLM", "Qwen2ForCausalLM")
+
+
+def test_the_loop_on_a_chat_model_uses_its_template_and_the_ids_it_sampled(db, chat_model, monkeypatch,
+                                                                         train_queue):
+    monkeypatch.setenv("TUNELOOP_POOL_TARGET", "64")
+    monkeypatch.setenv("TUNELOOP_PROMOTION", "gates")
+    reset_app_caches()
+    shutil.rmtree(get_settings().checkpoint_dir, ignore_errors=True)
+    register_checkpoint(db, chat_model, name="chat")
+    add_prompts(db, [NewPrompt(text=p.text, messages=[SYSTEM, {"role": "user", "content": p.text}], source="chat")
+                     for p in builtin_prompts()[:96]])
+    user = make_user(db, "carol")
+    db.commit()
+
+    # Generation renders the template and stops at the turn end, which is not EOS.
+    assert refill_pool(seed=0) == 64
+    tokenizer = AutoTokenizer.from_pretrained(chat_model)
+    turn_end = response_end_id(tokenizer)
+    assert turn_end != tokenizer.eos_token_id
+    samples = db.scalars(select(Sample)).all()
+    ended = [s for s in samples if s.generation["ended_with_eos"]]
+    assert len(ended) > len(samples) / 2 and all(s.token_ids[-1] == turn_end for s in ended)
+    assert all(s.tokenizer and s.token_ids for s in samples)
+
+    rule, rng = RULES["positive"], random.Random(0)
+    assert rate(user.id, 96, lambda item: answer_item(rule, item, 0.0, rng)) == 96
+    assert all(item_turns == 2 for item_turns in [len(m) for m in db.scalars(select(Prompt.messages))])
+
+    # Training reads exactly the ids generation saw: the prompt as the template rendered it, the
+    # responses as sampled.
+    with session_scope() as session:
+        round_id = launch_round(session, RoundSettings(algorithm="dpo", policy_steps=8), None).id
+    pairs = snapshot_ratings(round_id, RoundSettings())
+    sampled = {tuple(s.token_ids) for s in db.scalars(select(Sample))}
+    prompts = {p.id: prompt_of(p.text, p.messages) for p in db.scalars(select(Prompt))}
+    for pair, (prompt_ids, chosen_ids, rejected_ids) in zip(pairs, encode_pairs(tokenizer, pairs, 256)):
+        assert pair.prompt in prompts.values() and isinstance(pair.prompt, tuple)
+        assert prompt_ids == encode_prompts(tokenizer, [pair.prompt])[0]
+        assert prompt_ids[-3:] == tokenizer("<|im_start|>assistant\n", add_special_tokens=False)["input_ids"][-3:]
+        assert tuple(chosen_ids) in sampled and tuple(rejected_ids) in sampled
+
+    # A round trains LoRA adapters on them (the reference: the adapter switched off) and publishes
+    # a model that generates through the same template.
+    with session_scope() as session:
+        session.delete(session.get(TrainingRound, round_id))  # that one only took the snapshot
+    round_ = run({"algorithm": "dpo", "policy_steps": 8, "seed": 0, "lora_r": 4}, db)
+    assert round_.status in ("succeeded", "rejected"), (round_.error, round_.log)
+    assert round_.report["lora_r"] == 4 and round_.report["policy"]["steps_run"] >= 1
+    if round_.produced_checkpoint_id:
+        produced = db.get(Checkpoint, round_.produced_checkpoint_id)
+        assert AutoTokenizer.from_pretrained(get_settings().checkpoint_dir / produced.path).chat_template
