@@ -13,10 +13,10 @@ from app.guidelines.service import (
     DEFAULT_GUIDELINES,
     current_guideline,
     current_guideline_html,
-    render_markdown,
     save_guideline,
 )
 from app.models import Guideline, User
+from app.pages.display import render_guidelines
 from app.pages.templating import templates
 
 router = APIRouter(route_class=PageRoute)
@@ -37,7 +37,7 @@ def _edit_page(request: Request, db: SessionDep, viewer, *, body: str | None = N
     return templates.TemplateResponse(request, "guidelines/edit.html", {
         # section: the admin layout's nav marks this page as current.
         "viewer": viewer, "section": "guidelines", "body": source,
-        "preview": render_markdown(source), "error": error,
+        "preview": render_guidelines(source), "error": error,
         "saved": saved, "current": current, "author": author,
         "revisions": db.scalar(select(func.count()).select_from(Guideline)),
     }, status_code=status_code)

@@ -1,15 +1,14 @@
 """The rating guidelines: markdown revisions (the newest is current), rendered safely."""
 
-from markdown_it import MarkdownIt
 from markupsafe import Markup
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.errors import InvalidInput
 from app.models import Guideline
+from app.pages.display import render_guidelines
 
 MAX_GUIDELINE_CHARS = 100_000
-SAFE_SCHEMES = ("http://", "https://", "mailto:")
 
 DEFAULT_GUIDELINES = """\
 ## How to rate
@@ -22,24 +21,6 @@ DEFAULT_GUIDELINES = """\
 """
 
 
-def _safe_link(url: str) -> bool:
-    """Web links, mail links and same-site paths only: no javascript:, data:, file: ..."""
-    url = url.strip().lower()
-    if url.startswith(("#", "/")) and not url.startswith("//"):
-        return True
-    return url.startswith(SAFE_SCHEMES)
-
-
-# html=False: raw HTML in the source is shown as text, never passed through.
-_markdown = MarkdownIt("commonmark", {"html": False})
-_markdown.validateLink = _safe_link
-
-
-def render_markdown(source: str) -> Markup:
-    """HTML for guideline markdown; the only text the templates mark safe."""
-    return Markup(_markdown.render(source))
-
-
 def current_guideline(db: Session) -> Guideline | None:
     return db.scalar(select(Guideline).order_by(Guideline.created_at.desc(), Guideline.id.desc())
                      .limit(1))
@@ -47,7 +28,7 @@ def current_guideline(db: Session) -> Guideline | None:
 
 def current_guideline_html(db: Session) -> Markup:
     current = current_guideline(db)
-    return render_markdown(current.body if current else DEFAULT_GUIDELINES)
+    return render_guidelines(current.body if current else DEFAULT_GUIDELINES)
 
 
 def save_guideline(db: Session, body: str, user_id: int) -> Guideline:

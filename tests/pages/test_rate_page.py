@@ -144,3 +144,19 @@ def test_empty_queue_says_why(client, db, rater):
     form = form_of(client.get("/rate").text)
     assert post_json(client, form, action="skip").status_code == 200
     assert 'data-reason="answered"' in client.get("/rate").text
+
+
+def test_responses_render_markdown_but_nothing_in_them_can_act(client, db, rater):
+    written = ("**Steps**\n\n1. one\n2. two\n\n```python\nprint('hi')\n```\n\n<script>alert(1)</script> "
+               "[click](javascript:alert(2)) [site](https://example.com) ![pixel](https://example.com/p.png)")
+    [item_id] = make_items(db, 1)
+    for sample in db.scalars(select(Sample)):
+        sample.text = written
+    db.commit()
+    page = client.get("/rate").text
+    response = page.split('data-testid="response-a">')[1].split("</div>")[0]
+    assert "<strong>Steps</strong>" in response and "<ol>" in response
+    assert '<pre><code class="language-python">print(\'hi\')' in response
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in response and "<script>alert" not in page
+    assert "<a " not in response and "<img" not in response  # links and images are text
+    assert "[site](https://example.com)" in response
