@@ -180,3 +180,36 @@ def test_an_answer_survives_a_new_login_in_another_tab(page, db):
     submit_and_wait(page)
     assert page.locator("#rate-notice").inner_text() == "Saved."
     assert len(db.scalars(select(Rating)).all()) == 1
+
+
+def test_a_conversation_and_markdown_answers_side_by_side(page, db):
+    make_user(db, "rita", password=PASSWORD)
+    messages = [{"role": "system", "content": "You are a concise coding assistant."},
+                {"role": "user", "content": "How do I list files in Python?"},
+                {"role": "assistant", "content": "Use `os.listdir(path)`."},
+                {"role": "user", "content": "And recursively, with their sizes?"}]
+    row = Prompt(text=messages[-1]["content"], messages=messages, source="browser-test", tags=[])
+    db.add(row)
+    db.flush()
+    answers = ["Use `pathlib`:\n\n```python\nfrom pathlib import Path\n\nfor p in Path('.').rglob('*'):\n"
+               "    if p.is_file():\n        print(p, p.stat().st_size)\n```\n\n- `rglob('*')` walks every folder\n"
+               "- `stat().st_size` is in bytes",
+               "Call **os.walk** and add up sizes. <img src=x onerror=alert(1)> See [docs](https://docs.python.org)."]
+    samples = [Sample(prompt_id=row.id, text=text, generation={}) for text in answers]
+    db.add_all(samples)
+    db.flush()
+    create_item(db, prompt_id=row.id, sample_ids=[s.id for s in samples], purpose=ItemPurpose.train)
+    db.commit()
+    log_in(page, "rita", PASSWORD)
+
+    turns = page.locator('[data-testid="conversation"] .turn')
+    assert turns.count() == 3 and "concise coding assistant" in turns.nth(0).inner_text()
+    assert page.locator('[data-testid="prompt"]').inner_text() == "And recursively, with their sizes?"
+    code = page.locator(".response pre code")
+    assert code.count() == 1 and "rglob" in code.inner_text()
+    assert code.evaluate("el => getComputedStyle(el).fontFamily").lower().find("mono") >= 0
+    # Raw HTML in an answer is text; links are text too.
+    assert page.locator(".response img").count() == 0 and page.locator(".response a").count() == 0
+    assert "<img src=x" in page.locator(".response", has_text="os.walk").inner_text()
+    screenshot(page, "rate-conversation.png")
+    assert page.script_errors == []
