@@ -6,7 +6,7 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -15,7 +15,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from app import errors
 from app.api.responses import ErrorBody, status_for, validation_error_body
 from app.api.router import router as api_router
+from app.deps import CurrentAdmin
 from app.middleware import BodySizeLimit, DatabaseConcurrency, SecurityHeaders
+from app.monitoring import RequestTimer, metrics_page
 from app.pages.router import router as pages_router
 from app.settings import get_settings
 
@@ -112,6 +114,7 @@ def create_app() -> FastAPI:
     app.add_middleware(DatabaseConcurrency)
     app.add_middleware(BodySizeLimit)
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(RequestTimer)
     app.include_router(api_router, prefix="/api/v1")
     app.include_router(pages_router)
     _describe_api(app)
@@ -120,5 +123,11 @@ def create_app() -> FastAPI:
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict:
         return {"ok": True}
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics(_: CurrentAdmin) -> Response:
+        """Prometheus metrics (scrape with an admin's API token as the bearer token)."""
+        body, content_type = metrics_page()
+        return Response(body, media_type=content_type)
 
     return app

@@ -62,6 +62,7 @@ ACCESS = {
     ("POST", "/admin/checkpoints/{checkpoint_id}/promote"): ADMIN,
     ("POST", "/admin/checkpoints/{checkpoint_id}/reject"): ADMIN,
     ("GET", "/admin/raters"): ADMIN,
+    ("GET", "/metrics"): ADMIN,
     ("POST", "/admin/raters/import"): ADMIN,
 }
 
@@ -110,7 +111,8 @@ def sent_to_login(response) -> bool:
 @pytest.mark.parametrize("method, path", ROUTES, ids=[f"{m} {p}" for m, p in ROUTES])
 def test_each_route_admits_exactly_its_audience(app_client, callers, real_ids, method, path):
     audience = ACCESS[(method, path)]
-    url, api = concrete(path, real_ids), path.startswith("/api/")
+    # /metrics answers as the API does (a scraper has a token, not a browser session).
+    url, api = concrete(path, real_ids), path.startswith("/api/") or path == "/metrics"
     credentials = [False, True] if api else [False]  # the API also takes the browser cookie
     for use_cookie in credentials:
         seen = {role: call(app_client, method, url, caller, api=api, use_cookie=use_cookie)
