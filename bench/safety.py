@@ -282,21 +282,22 @@ def load_scenarios(path: Path) -> list[Scenario]:
             for row in rows]
 
 
-def table(paths: list[Path]) -> str:
+def table(paths: list[Path], by_rule: bool = False) -> str:
     scenarios = [s for path in paths for s in load_scenarios(path)]
     groups: dict[tuple, list[Scenario]] = {}
     for s in scenarios:
-        groups.setdefault((s.code, s.algorithm, s.noise, s.ratings), []).append(s)
-    lines = ["| code | algorithm | noise | ratings per round | runs (rules x seeds) | rounds launched | refused "
+        groups.setdefault((s.code, s.algorithm, s.noise, s.ratings) + ((s.rule,) if by_rule else ()), []).append(s)
+    lines = [("| rule " if by_rule else "") + "| code | algorithm | noise | ratings per round | runs (rules x seeds) "
+             "| rounds launched | refused "
              "| went live | **worse, went live** | of which degenerate | better (> 55 %) but not live "
              "| final win rate vs base, mean (min-max) | ratings per cycle |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
-    for (code, algorithm, noise, ratings), group in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][2],
-                                                                                            kv[0][3], kv[0][0])):
+             ("|---" if by_rule else "") + "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
+    for key, group in sorted(groups.items(), key=lambda kv: (kv[0][4:], kv[0][1], kv[0][2], kv[0][3], kv[0][0])):
+        code, algorithm, noise, ratings = key[:4]
         cycles = [c for s in group for c in s.cycles]
         finals = [s.final_win_rate for s in group]
         lines.append(
-            f"| {code} | {algorithm} | {noise:.0%} | {ratings} | {len(group)} "
+            (f"| {key[4]} " if by_rule else "") + f"| {code} | {algorithm} | {noise:.0%} | {ratings} | {len(group)} "
             f"| {sum(c.outcome != 'refused' for c in cycles)} | {sum(c.outcome == 'refused' for c in cycles)} "
             f"| {sum(c.promoted for c in cycles)} | **{sum(c.worse for c in cycles)}** "
             f"| {sum(c.worse and c.degenerate > c.replaced_degenerate + WORSE_DEGENERATE for c in cycles)} "
@@ -320,9 +321,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--out", type=Path, help="JSON, appended scenario by scenario")
     parser.add_argument("--table", nargs="+", type=Path, help="print the table of these result files and stop")
+    parser.add_argument("--by-rule", action="store_true", help="with --table: a row per rule")
     args = parser.parse_args(argv)
     if args.table:
-        print(table(args.table))
+        print(table(args.table, args.by_rule))
         return 0
 
     loop = load_code(args.today)

@@ -219,6 +219,7 @@ def _train_and_publish(run: RoundRun) -> RoundStatus:
     comparisons = snapshot_ratings(run.round_id, settings)
     decisive = [c for c in comparisons if not c.tie]
     random.Random(settings.seed).shuffle(prompts)
+    # With no more active prompts than the probe takes, PPO trains on the probe's prompts too.
     probe, train_prompts = prompts[:PROBE_PROMPTS], prompts[PROBE_PROMPTS:] or prompts
     report: dict = {"comparisons": {"decisive": len(decisive), "ties": len(comparisons) - len(decisive)},
                     "held_out_prompts": len(probe)}

@@ -31,7 +31,7 @@ def _overview(request: Request, db: SessionDep, viewer: Viewer, *, error: str = 
     return render(
         request, "overview.html", viewer, "overview", status_code=status_code,
         current=current_checkpoint(db), pool=pool_status(db), rounds=recent,
-        candidate=checkpoint_views(db, [candidate], comparisons(db))[0] if candidate else None,
+        candidate=checkpoint_views(db, [candidate], comparisons(db, involving=candidate.id))[0] if candidate else None,
         usable=rounds.usable_comparisons(db, "all"), min_comparisons=get_settings().min_round_comparisons,
         ratings_used=rounds.ratings_used(db, [r.id for r in recent]),
         active_round=next((r for r in recent if r.status in ACTIVE), None),

@@ -67,7 +67,7 @@ def decide(record: HeadToHead, max_comparisons: int) -> Review:
 
 
 def review_of(db: Session, candidate: Checkpoint, current: Checkpoint) -> Review:
-    record = head_to_head(comparisons(db), candidate.id, current.id)
+    record = head_to_head(comparisons(db, involving=candidate.id), candidate.id, current.id)
     return decide(record, get_settings().review_max_comparisons)
 
 

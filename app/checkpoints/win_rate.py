@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.models import Item, ItemPurpose, Rating, Verdict
+from app.models import Item, ItemPurpose, ItemResponse, Rating, Sample, Verdict
 
 PRIOR_PRECISION = 0.1  # a N(0, 10) prior on each log-strength
 Z_95 = 1.959964  # two-sided 95%
@@ -60,13 +60,17 @@ class HeadToHead:
         return self.wins - 0.5 * self.ties
 
 
-def comparisons(db: Session) -> list[tuple[int, int, float]]:
-    """(checkpoint a, checkpoint b, score of a: 1, 0.5 or 0) from blind cross-checkpoint ratings."""
-    rows = db.execute(
-        select(Rating.verdict, Rating.preferred_sample_id, Rating.provenance)
-        .join(Item, Item.id == Rating.item_id)
-        .where(Item.purpose == ItemPurpose.progress, Rating.verdict.in_([Verdict.preferred, Verdict.tie]))
-    )
+def comparisons(db: Session, involving: int | None = None) -> list[tuple[int, int, float]]:
+    """(checkpoint a, checkpoint b, score of a: 1, 0.5 or 0) from blind cross-checkpoint ratings;
+    with `involving`, only the comparisons one of whose samples that checkpoint wrote."""
+    query = (select(Rating.verdict, Rating.preferred_sample_id, Rating.provenance)
+             .join(Item, Item.id == Rating.item_id)
+             .where(Item.purpose == ItemPurpose.progress, Rating.verdict.in_([Verdict.preferred, Verdict.tie])))
+    if involving is not None:
+        query = query.where(Rating.item_id.in_(
+            select(ItemResponse.item_id).join(Sample, Sample.id == ItemResponse.sample_id)
+            .where(Sample.checkpoint_id == involving)))
+    rows = db.execute(query)
     games = []
     for verdict, preferred, provenance in rows:
         a, b = provenance[0], provenance[1]
