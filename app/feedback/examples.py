@@ -6,8 +6,10 @@ train on.
 
 - "preferred" on an item of n responses: n - 1 decisive comparisons, the
   preferred response over each other one.
-- "tie" and "both bad": one tied comparison of the first two responses shown.
+- "tie" and "both bad": every two responses shown make a tied comparison.
   Neither says which is better; Bradley-Terry pulls the two rewards together.
+  (The preference export writes the same pairs; `include_ties` adds the tied
+  ones, each with its verdict, so a "both bad" can be told from a "tie".)
 - Scores (1..7): every two scored responses to the same prompt make a
   comparison, decisive when the scores differ and tied when they are equal.
   Raters use a scale consistently only relative to what they saw near it, so
@@ -62,16 +64,24 @@ class ComparisonCounts:
                 f"and {self.ties} tie(s)")
 
 
+def verdict_pairs(verdict: Verdict | None, preferred: int | None,
+                  shown: Iterable[int]) -> list[tuple[int, int, bool]]:
+    """(better, worse, tie) sample ids that one rating's verdict states."""
+    shown = list(shown)
+    if verdict == Verdict.preferred and preferred in shown:
+        return [(preferred, other, False) for other in shown if other != preferred]
+    if verdict in (Verdict.tie, Verdict.both_bad):
+        return [(a, b, True) for a, b in itertools.combinations(shown, 2)]
+    return []
+
+
 def comparisons_of(rows: Iterable[RatingRow]) -> list[Comparison]:
     """Every comparison the ratings make, verdicts first, then scores grouped by prompt."""
     comparisons: list[Comparison] = []
     scored: dict[int, list[tuple[int, float]]] = defaultdict(list)
     for row in rows:
-        if row.verdict == Verdict.preferred and row.preferred_sample_id in row.shown:
-            comparisons += [Comparison(row.prompt_id, row.preferred_sample_id, other)
-                            for other in row.shown if other != row.preferred_sample_id]
-        elif row.verdict in (Verdict.tie, Verdict.both_bad) and len(row.shown) >= 2:
-            comparisons.append(Comparison(row.prompt_id, row.shown[0], row.shown[1], tie=True))
+        comparisons += [Comparison(row.prompt_id, better, worse, tie)
+                        for better, worse, tie in verdict_pairs(row.verdict, row.preferred_sample_id, row.shown)]
         scored[row.prompt_id] += [(sample, score) for sample, score in row.scores.items() if sample in row.shown]
     for prompt_id, group in scored.items():
         for (a, score_a), (b, score_b) in itertools.combinations(group, 2):

@@ -5,22 +5,23 @@ format (`prompt`, `chosen`, `rejected` as plain text) plus provenance columns;
 or its conversational format on request: `prompt` the conversation as a list
 of messages (a plain prompt is one user turn), `chosen` and `rejected` each a
 list holding the assistant's message.
-A "preferred" verdict on an item of n responses gives n-1 pairs (the preferred
-one against each other). Ties are no preference, so they are left out unless
-asked for: then every pair of the tied responses is a row with `tie: true`.
-"Both bad" says nothing about which is better and is never exported.
+Which pairs a rating makes is app.feedback.examples' rule, the one rounds train
+by: a "preferred" verdict on an item of n responses gives n-1 pairs (the
+preferred one against each other); "tie" and "both bad" say neither is better,
+so they are left out unless asked for: then every two responses shown are a
+row with `tie: true`, and `verdict` tells a tie from a both-bad.
 
 Scores: one row per scored response (`prompt`, `response`, `score`, provenance).
 """
 
 import json
 from collections.abc import Iterator
-from itertools import combinations
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.db import get_sessionmaker
+from app.feedback.examples import verdict_pairs
 from app.feedback.listing import RatingFilter
 from app.models import Item, Prompt, Rating, Sample, User, Verdict
 
@@ -64,11 +65,13 @@ def _provenance(row) -> dict:
 
 
 def _pair(row, chosen: dict, rejected: dict, texts: dict[int, str], tie: bool, conversational: bool) -> dict:
+    """One exported row: the pair, and the provenance of each side."""
     prompt, better, worse = row.prompt, texts[chosen["sample_id"]], texts[rejected["sample_id"]]
     if conversational:
         prompt = row.messages or [{"role": "user", "content": row.prompt}]
         better, worse = [{"role": "assistant", "content": better}], [{"role": "assistant", "content": worse}]
-    return {"prompt": prompt, "chosen": better, "rejected": worse, "tie": tie, **_provenance(row),
+    return {"prompt": prompt, "chosen": better, "rejected": worse, "tie": tie, "verdict": str(row.verdict),
+            **_provenance(row),
             "chosen_sample_id": chosen["sample_id"], "rejected_sample_id": rejected["sample_id"],
             "chosen_checkpoint_id": chosen.get("checkpoint_id"),
             "rejected_checkpoint_id": rejected.get("checkpoint_id")}
@@ -76,19 +79,13 @@ def _pair(row, chosen: dict, rejected: dict, texts: dict[int, str], tie: bool, c
 
 def preference_rows(db: Session, where: RatingFilter, include_ties: bool = False,
                     conversational: bool = False) -> Iterator[list[dict]]:
-    verdicts = [Verdict.preferred, Verdict.tie] if include_ties else [Verdict.preferred]
+    verdicts = [Verdict.preferred, Verdict.tie, Verdict.both_bad] if include_ties else [Verdict.preferred]
     for batch, texts in _batches(db, where, verdicts):
         out = []
         for row in batch:
-            shown = row.provenance
-            if row.verdict == Verdict.preferred:
-                chosen = next((p for p in shown if p["sample_id"] == row.preferred_sample_id), None)
-                if chosen is None:
-                    continue
-                out += [_pair(row, chosen, other, texts, False, conversational)
-                        for other in shown if other is not chosen]
-            else:
-                out += [_pair(row, a, b, texts, True, conversational) for a, b in combinations(shown, 2)]
+            shown = {p["sample_id"]: p for p in row.provenance}
+            out += [_pair(row, shown[better], shown[worse], texts, tie, conversational)
+                    for better, worse, tie in verdict_pairs(row.verdict, row.preferred_sample_id, shown)]
         yield out
 
 

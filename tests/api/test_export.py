@@ -60,7 +60,9 @@ def test_preferences_export_pairs_with_provenance(client, admin, make_rater, db)
     with_ties = jsonl(client.get("/api/v1/export/preferences", params={"include_ties": True},
                                  headers=admin))
     tied = [r for r in with_ties if r["tie"]]
-    assert len(with_ties) == 4 and [r["item_id"] for r in tied] == [tie["item_id"]]
+    # A tie and a both-bad are both "neither is better" (as rounds train on them); the verdict tells them apart.
+    assert len(with_ties) == 5 and [r["item_id"] for r in tied] == [tie["item_id"], tie["item_id"] + 1]
+    assert [r["verdict"] for r in tied] == ["tie", "both_bad"] and rows[0]["verdict"] == "preferred"
 
     only_checkpoint = jsonl(client.get("/api/v1/export/preferences", headers=admin,
                                        params={"checkpoint_id": checkpoint.id}))

@@ -13,9 +13,10 @@ def test_a_preference_among_n_responses_is_n_minus_one_decisive_comparisons():
         Comparison(7, 3, 1), Comparison(7, 3, 2)]
 
 
-def test_tie_and_both_bad_are_one_tied_comparison_each():
-    result = comparisons_of([row(1, Verdict.tie), row(2, Verdict.both_bad, shown=(5, 4))])
-    assert result == [Comparison(1, 1, 2, tie=True), Comparison(2, 5, 4, tie=True)]
+def test_tie_and_both_bad_tie_every_two_responses_shown():
+    result = comparisons_of([row(1, Verdict.tie), row(2, Verdict.both_bad, shown=(5, 4, 6))])
+    assert result == [Comparison(1, 1, 2, tie=True), Comparison(2, 5, 4, tie=True), Comparison(2, 5, 6, tie=True),
+                      Comparison(2, 4, 6, tie=True)]
     assert count(result, ratings=2).decisive == 0
 
 
