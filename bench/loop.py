@@ -217,8 +217,8 @@ def train_round(round_settings: dict) -> TrainedRound:
     promotion setting say)."""
     from app.db import session_scope
     from app.models import RoundStatus, TrainingRound
-    from app.training import service
-    from app.training.schemas import RoundSettings
+    from app.rounds import lifecycle
+    from app.rounds.schemas import RoundSettings
     from worker import rounds
 
     seconds: dict[str, float] = {}
@@ -235,10 +235,10 @@ def train_round(round_settings: dict) -> TrainedRound:
     settings = RoundSettings.model_validate(round_settings)
     # The round runs in this process, so no broker is involved: launch_round's
     # checks and bookkeeping run as in the app, its queue calls are no-ops.
-    with mock.patch.object(service, "ensure_queue_available", lambda: None), \
-            mock.patch.object(service, "send_after_commit", lambda *args, **kwargs: None), \
+    with mock.patch.object(lifecycle, "ensure_queue_available", lambda: None), \
+            mock.patch.object(lifecycle, "send_after_commit", lambda *args, **kwargs: None), \
             session_scope() as db:
-        round_id = service.launch_round(db, settings, None).id
+        round_id = lifecycle.launch_round(db, settings, None).id
     started = time.perf_counter()
     with mock.patch.object(rounds, "fit_reward_model", timed("reward_model", rounds.fit_reward_model)), \
             mock.patch.object(rounds, "run_ppo", timed("policy", rounds.run_ppo)), \

@@ -211,15 +211,19 @@ def run_round(round_settings: dict) -> tuple[str, str, Path | None]:
     from app.db import session_scope
     from app.errors import TuneloopError
     from app.models import TrainingRound
-    from app.training import service
-    from app.training.schemas import RoundSettings
     from worker import rounds
 
     try:
-        with mock.patch.object(service, "ensure_queue_available", lambda: None), \
-                mock.patch.object(service, "send_after_commit", lambda *args, **kwargs: None), \
+        from app.rounds import lifecycle as launcher
+        from app.rounds.schemas import RoundSettings
+    except ImportError:  # an older checkout: the rounds package was app.training, launching its service's
+        from app.training import service as launcher
+        from app.training.schemas import RoundSettings
+    try:
+        with mock.patch.object(launcher, "ensure_queue_available", lambda: None), \
+                mock.patch.object(launcher, "send_after_commit", lambda *args, **kwargs: None), \
                 session_scope() as db:
-            round_id = service.launch_round(db, RoundSettings.model_validate(round_settings), None).id
+            round_id = launcher.launch_round(db, RoundSettings.model_validate(round_settings), None).id
     except TuneloopError as error:
         return "refused", str(error), None
     status = str(rounds.execute_round(round_id))

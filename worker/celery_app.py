@@ -25,7 +25,9 @@ def make_celery() -> Celery:
         task_queues=[Queue(name) for name in QUEUES],
         task_default_queue="generate",
         task_routes={"tuneloop.run_round": {"queue": "train"},
-                     "tuneloop.dispatch_rounds": {"queue": "train"},
+                     # Not "train": a training worker is busy for a whole round (or dead), and this
+                     # task is what fails a dead worker's round and applies the raters' verdicts.
+                     "tuneloop.dispatch_rounds": {"queue": "generate"},
                      "tuneloop.refill_pool": {"queue": "generate"}},
         # A task is acknowledged when it finishes, so a killed worker's task is redelivered;
         # the round itself is guarded by its database status and heartbeat.

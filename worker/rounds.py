@@ -27,8 +27,7 @@ import threading
 import traceback
 from pathlib import Path
 
-from sqlalchemy import exists, insert, select, update
-from sqlalchemy.orm import aliased
+from sqlalchemy import insert, select, update
 
 from app.checkpoints.model_dir import inspect_model_dir
 from app.checkpoints.service import add_checkpoint, current_checkpoint, make_current, resolve_path
@@ -45,9 +44,10 @@ from app.models import (
     TrainingRound,
     utcnow,
 )
+from app.rounds.lifecycle import claim_round, finish_round, heartbeat
+from app.rounds.schemas import RoundSettings
+from app.rounds.service import check_enough_ratings
 from app.settings import get_settings
-from app.training.schemas import RoundSettings
-from app.training.service import check_enough_ratings
 from worker.gates import Gate, policy_gates, reward_model_gate
 from worker.training.checkpoint_io import read_metadata
 from worker.training.data import PreferencePair, TrainingCancelled, TrainResult
@@ -87,32 +87,21 @@ class RoundRun:
         self._thread = threading.Thread(target=self._beat, daemon=True)
 
     def claim(self) -> bool:
-        other = aliased(TrainingRound)
         with session_scope() as db:
-            result = db.execute(
-                update(TrainingRound)
-                .where(TrainingRound.id == self.round_id, TrainingRound.status == RoundStatus.queued,
-                       ~exists().where(other.status == RoundStatus.running))
-                .values(status=RoundStatus.running, worker=self.worker, started_at=utcnow(),
-                        heartbeat_at=utcnow())
-            )
-        if result.rowcount:
+            claimed = claim_round(db, self.round_id, self.worker)
+        if claimed:
             self._thread.start()
-        return bool(result.rowcount)
+        return claimed
 
     def _beat(self) -> None:
         while not self._stop.wait(HEARTBEAT_SECONDS):
             with session_scope() as db:
-                row = db.execute(select(TrainingRound.status, TrainingRound.cancel_requested,
-                                        TrainingRound.worker)
-                                 .where(TrainingRound.id == self.round_id)).one()
-                if row.status != RoundStatus.running or row.worker != self.worker:
-                    self.lost.set()
-                    return
-                if row.cancel_requested:
-                    self.cancelled.set()
-                db.execute(update(TrainingRound).where(TrainingRound.id == self.round_id)
-                           .values(heartbeat_at=utcnow()))
+                state = heartbeat(db, self.round_id, self.worker)
+            if state == "lost":
+                self.lost.set()
+                return
+            if state == "cancel":
+                self.cancelled.set()
 
     def should_stop(self) -> bool:
         return self.cancelled.is_set() or self.lost.is_set()
@@ -142,13 +131,7 @@ class RoundRun:
         """Set the final status if this worker still owns the round."""
         self.stop_heartbeat()
         with session_scope() as db:
-            result = db.execute(
-                update(TrainingRound)
-                .where(TrainingRound.id == self.round_id, TrainingRound.status == RoundStatus.running,
-                       TrainingRound.worker == self.worker)
-                .values(status=status, error=error, finished_at=utcnow(), **values)
-            )
-        return bool(result.rowcount)
+            return finish_round(db, self.round_id, self.worker, status, error, **values)
 
 
 def snapshot_ratings(round_id: int, settings: RoundSettings) -> list[PreferencePair]:
@@ -335,14 +318,8 @@ def _publish(run: RoundRun, base_id: int, result: TrainResult, store: Path, metr
     run.log(reason)
     run.stop_heartbeat()
     with session_scope() as db:
-        owned = db.execute(
-            update(TrainingRound)
-            .where(TrainingRound.id == run.round_id, TrainingRound.status == RoundStatus.running,
-                   TrainingRound.worker == run.worker, TrainingRound.cancel_requested.is_(False))
-            .values(status=status, error=error, finished_at=utcnow(), progress=1.0,
-                    gates=[g.as_dict() for g in gates], report=report)
-        ).rowcount
-        if not owned:
+        if not finish_round(db, run.round_id, run.worker, status, error, unless_cancelled=True, progress=1.0,
+                            gates=[g.as_dict() for g in gates], report=report):
             raise RoundLost()
         checkpoint = add_checkpoint(db, path=path, name=Path(path).name, parent_id=base_id,
                                     content_hash=content_hash, metrics=metrics,

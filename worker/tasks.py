@@ -10,9 +10,10 @@ from app.checkpoints.review import review_candidates
 from app.db import session_scope
 from app.models import RoundStatus, TrainingRound
 from app.queue import RUN_ROUND
+from app.rounds.lifecycle import fail_stale_rounds, launch_round
+from app.rounds.schemas import RoundSettings
+from app.rounds.service import auto_round_due
 from app.settings import get_settings
-from app.training.schemas import RoundSettings
-from app.training.service import auto_round_due, fail_stale_rounds, launch_round
 from worker.celery_app import celery_app
 
 logger = logging.getLogger(__name__)

@@ -15,9 +15,10 @@ from app.checkpoints.views import checkpoint_views
 from app.checkpoints.win_rate import comparisons
 from app.deps import SessionDep
 from app.errors import Conflict, InvalidInput, QueueUnavailable
+from app.rounds import lifecycle
+from app.rounds import service as rounds
+from app.rounds.lifecycle import ACTIVE
 from app.settings import get_settings
-from app.training import service as rounds
-from app.training.service import ACTIVE
 
 router = APIRouter(route_class=PageRoute)
 RECENT_ROUNDS = 10
@@ -51,7 +52,7 @@ def launch_round(request: Request, db: SessionDep, viewer: PageAdmin,
                  fields: Annotated[dict[str, str], Depends(posted_round_fields)]) -> Response:
     """Queue a training round from the form, then watch it."""
     try:
-        round_ = rounds.launch_round(db, parse_round_settings(fields), viewer.user)
+        round_ = lifecycle.launch_round(db, parse_round_settings(fields), viewer.user)
     except (InvalidInput, Conflict, QueueUnavailable) as error:
         return _overview(request, db, viewer, error=str(error),
                          error_field=getattr(error, "field", None) or "",

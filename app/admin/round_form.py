@@ -4,7 +4,7 @@ from fastapi import Request
 from pydantic import ValidationError
 
 from app.errors import InvalidInput
-from app.training.schemas import RoundSettings
+from app.rounds.schemas import RoundSettings
 
 LABELS = {
     "algorithm": "Algorithm",

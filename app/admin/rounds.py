@@ -9,8 +9,9 @@ from app.auth.page_guard import CsrfChecked, PageAdmin, PageRoute, Viewer
 from app.deps import SessionDep
 from app.errors import Conflict, NotFound
 from app.models import TrainingRound
-from app.training import service as rounds
-from app.training.schemas import RoundSettings
+from app.rounds import lifecycle
+from app.rounds import service as rounds
+from app.rounds.schemas import RoundSettings
 
 router = APIRouter(route_class=PageRoute)
 
@@ -38,7 +39,7 @@ def round_page(request: Request, db: SessionDep, viewer: PageAdmin, round_id: in
 def cancel_round(request: Request, db: SessionDep, viewer: PageAdmin, round_id: int) -> Response:
     """Cancel a queued or running round; the current checkpoint stays."""
     try:
-        rounds.cancel_round(db, round_id)
+        lifecycle.cancel_round(db, round_id)
     except NotFound as error:
         return not_found(request, viewer, error)
     except Conflict as error:

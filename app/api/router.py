@@ -6,7 +6,7 @@ from app.api.limits import limit_api_rate
 from app.checkpoints.routes import router as checkpoints_router
 from app.feedback.routes import router as feedback_router
 from app.prompts.routes import router as prompts_router
-from app.training.routes import router as rounds_router
+from app.rounds.routes import router as rounds_router
 
 # Every API route counts against its caller's rate limit (429 with Retry-After).
 router = APIRouter(dependencies=[Depends(limit_api_rate)])

@@ -7,7 +7,7 @@ from app.checkpoints.service import get_checkpoint, list_checkpoints, make_curre
 from app.checkpoints.views import checkpoint_views
 from app.checkpoints.win_rate import comparisons
 from app.deps import CurrentAdmin, SessionDep
-from app.training.schemas import CheckpointOut
+from app.rounds.schemas import CheckpointOut
 
 router = APIRouter(prefix="/checkpoints", tags=["checkpoints"])
 ADMIN_ERRORS = {401: {"description": "no or bad token"}, 403: {"description": "admins only"}}

@@ -8,8 +8,8 @@ from app.checkpoints.review import MIN_COMPARISONS, decide
 from app.checkpoints.service import current_checkpoint
 from app.checkpoints.win_rate import fit_strengths, head_to_head
 from app.models import Checkpoint, CheckpointStatus, TrainingRound
+from app.rounds.schemas import CheckpointOut, ReviewOut
 from app.settings import get_settings
-from app.training.schemas import CheckpointOut, ReviewOut
 
 
 def checkpoint_views(db: Session, checkpoints: list[Checkpoint], games: list) -> list[CheckpointOut]:

@@ -1,6 +1,6 @@
 """What a rating means for training: the one rule that turns ratings into comparisons.
 
-Torch-free, so the launch check (app.training.service) and the training worker
+Torch-free, so the launch check (app.rounds.service) and the training worker
 (worker.rounds) use the same rule: a round is refused with the number it would
 train on.
 

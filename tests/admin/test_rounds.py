@@ -70,7 +70,7 @@ def test_queue_down_is_a_message_not_a_stack_trace(admin_client, db, lineage, ra
     def broker_down():
         raise QueueUnavailable("the task queue is unavailable (OperationalError); try again when the broker is back")
 
-    monkeypatch.setattr("app.training.service.ensure_queue_available", broker_down)
+    monkeypatch.setattr("app.rounds.lifecycle.ensure_queue_available", broker_down)
     response = launch(admin_client)
     assert response.status_code == 503
     assert "the task queue is unavailable" in response.text
@@ -144,3 +144,27 @@ def test_a_round_shows_its_gates_and_what_ran_on_the_api(admin_client, db, linea
     assert admin_client.get("/api/v1/rounds").json()[0]["gates"][0]["passed"] is False
     page = admin_client.get(f"/admin/rounds/{round_.id}").text
     assert "12 run of 40 planned, kept step 10" in page and 'class="gate-failed"' in page
+
+
+def test_reading_a_round_changes_nothing_and_the_beat_fails_a_silent_workers_round(admin_client, db, lineage):
+    from datetime import timedelta
+
+    from app.models import utcnow
+    from app.rounds.lifecycle import fail_stale_rounds
+    from worker.tasks import dispatch_rounds_task
+
+    silent = TrainingRound(algorithm="dpo", config={}, status=RoundStatus.running, worker="gone:1",
+                           heartbeat_at=utcnow() - timedelta(hours=1))
+    db.add(silent)
+    db.commit()
+    assert admin_client.get(f"/api/v1/rounds/{silent.id}").json()["status"] == "running"
+    assert admin_client.get("/api/v1/rounds").json()[0]["status"] == "running"
+    assert "badge-running" in admin_client.get(f"/admin/rounds/{silent.id}").text
+    db.expire_all()
+    assert db.get(TrainingRound, silent.id).status == RoundStatus.running
+
+    dispatch_rounds_task()  # what the beat runs every 10 s, on the generate queue
+    db.expire_all()
+    failed = db.get(TrainingRound, silent.id)
+    assert failed.status == RoundStatus.failed and "worker lost" in failed.error
+    assert fail_stale_rounds(db) == 0

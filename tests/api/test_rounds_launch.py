@@ -8,7 +8,7 @@ from sqlalchemy import select
 from app.checkpoints.service import add_checkpoint
 from app.models import CheckpointStatus, TrainingRound
 from app.settings import get_settings
-from app.training.service import auto_round_due
+from app.rounds.service import auto_round_due
 from tests.admin.conftest import train_queue  # noqa: F401  (train_queue is a fixture)
 from tests.factories import rate_items
 

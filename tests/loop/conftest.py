@@ -16,7 +16,6 @@ from app.prompts.service import NewPrompt, add_prompts
 from app.settings import get_settings
 from app.users.service import create_token
 from tests.factories import make_user
-
 from worker.training.base_model import BaseModelConfig, build_base_model
 from worker.training.checkpoint_io import read_metadata
 from worker.training.corpus import builtin_prompts

@@ -14,9 +14,9 @@ from app.db import session_scope
 from app.errors import InvalidInput
 from app.models import Checkpoint, Prompt, Sample, TrainingRound
 from app.prompts.service import NewPrompt, add_prompts
+from app.rounds.lifecycle import launch_round
+from app.rounds.schemas import RoundSettings
 from app.settings import get_settings
-from app.training.schemas import RoundSettings
-from app.training.service import launch_round
 from tests.admin.conftest import train_queue  # noqa: F401  (a fixture)
 from tests.conftest import reset_app_caches
 from tests.factories import make_user

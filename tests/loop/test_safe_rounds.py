@@ -26,14 +26,14 @@ from app.models import (
     Sample,
     TrainingRound,
 )
-from app.training.schemas import RoundSettings
-from app.training.service import launch_round
+from app.rounds.lifecycle import launch_round
+from app.rounds.schemas import RoundSettings
 from tests.admin.conftest import train_queue  # noqa: F401  (a fixture)
 from tests.factories import make_user
 from worker.pool import refill_pool
 from worker.rounds import execute_round
-from worker.simulated_raters import answer_item
 from worker.rules import RULES
+from worker.simulated_raters import answer_item
 
 pytestmark = pytest.mark.slow
 

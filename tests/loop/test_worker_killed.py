@@ -9,8 +9,8 @@ from sqlalchemy import func, select
 
 from app.models import Checkpoint, RoundMetric, TrainingRound
 from tests.loop.conftest import api
-from tests.services import wait_until
 from tests.loop.test_end_to_end import open_items_from, rate_through_api
+from tests.services import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -33,7 +33,7 @@ def test_killed_training_worker_leaves_the_current_checkpoint(db, loop_state, li
     os.killpg(trainer.pid, signal.SIGKILL)
     trainer.wait()
 
-    # The stale heartbeat (15 s in tests) fails the round; reading it is enough.
+    # The stale heartbeat (15 s in tests) fails the round: the beat does it, on the generate queue.
     def failed():
         body = admin.get(f"/rounds/{round_id}").json()
         return body if body["status"] == "failed" else None

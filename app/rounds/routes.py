@@ -7,8 +7,8 @@ from fastapi import APIRouter, Query, status
 from app.api.types import MAX_ID, IdText
 from app.deps import CurrentAdmin, SessionDep
 from app.models import TrainingRound
-from app.training import service
-from app.training.schemas import MetricPoint, RoundCreated, RoundDetail, RoundOut, RoundSettings
+from app.rounds import lifecycle, service
+from app.rounds.schemas import MetricPoint, RoundCreated, RoundDetail, RoundOut, RoundSettings
 
 router = APIRouter(prefix="/rounds", tags=["rounds"])
 ADMIN_ERRORS = {401: {"description": "no or bad token"}, 403: {"description": "admins only"}}
@@ -32,7 +32,7 @@ def _views(db, rounds: list[TrainingRound], detail: bool = False) -> list:
                                        503: {"description": "the task queue is unavailable"}})
 def launch_round(settings: RoundSettings, db: SessionDep, admin: CurrentAdmin) -> RoundCreated:
     """Queue a training round (PPO or DPO) on the current checkpoint."""
-    round_ = service.launch_round(db, settings, admin)
+    round_ = lifecycle.launch_round(db, settings, admin)
     return RoundCreated(id=round_.id, status=round_.status)
 
 
@@ -61,4 +61,4 @@ def get_round_metrics(round_id: IdText, db: SessionDep, _: CurrentAdmin,
              responses=ADMIN_ERRORS | NOT_FOUND | {409: {"description": "already finished"}})
 def cancel_round(round_id: IdText, db: SessionDep, _: CurrentAdmin) -> RoundOut:
     """Cancel a queued or running round; the current checkpoint stays as it is."""
-    return _views(db, [service.cancel_round(db, round_id)])[0]
+    return _views(db, [lifecycle.cancel_round(db, round_id)])[0]
