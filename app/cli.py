@@ -190,7 +190,14 @@ def _prompts_import(args) -> None:
 
 
 def _serve(args) -> None:
+    import os
+    import tempfile
+
     import uvicorn
+
+    if args.workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        # The processes write their request latencies where /metrics adds them up (app/monitoring.py).
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="tuneloop-metrics-")
 
     uvicorn.run("app.main:create_app", factory=True, host=args.host, port=args.port,
                 workers=args.workers, proxy_headers=True, log_level=args.log_level)
