@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from app import errors
 from app.api.responses import ErrorBody, status_for, validation_error_body
 from app.api.router import router as api_router
-from app.deps import CurrentAdmin
+from app.deps import CurrentAdmin, SessionDep
 from app.middleware import BodySizeLimit, DatabaseConcurrency, SecurityHeaders
 from app.monitoring import RequestTimer, metrics_page
 from app.pages.router import router as pages_router
@@ -125,9 +125,9 @@ def create_app() -> FastAPI:
         return {"ok": True}
 
     @app.get("/metrics", include_in_schema=False)
-    def metrics(_: CurrentAdmin) -> Response:
+    def metrics(db: SessionDep, _: CurrentAdmin) -> Response:
         """Prometheus metrics (scrape with an admin's API token as the bearer token)."""
-        body, content_type = metrics_page()
+        body, content_type = metrics_page(db)
         return Response(body, media_type=content_type)
 
     return app

@@ -18,8 +18,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import REGISTRY, Collector
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
-from app.db import session_scope
 from app.models import Checkpoint, CheckpointStatus, Item, Prompt, Rating, TrainingRound
 
 REQUEST_SECONDS = Histogram(
@@ -56,22 +56,26 @@ def _route_label(scope: dict) -> str:
 
 
 class StateCollector(Collector):
-    """What the database and the broker say now, read at each scrape."""
+    """What the database and the broker say now, read at each scrape through the request's session
+    (on SQLite a second transaction would wait for the first one's lock)."""
+
+    def __init__(self, db: Session):
+        self.db = db
 
     def describe(self):
         return []  # registering must not read the database (the registry would collect() to learn names)
 
     def collect(self):
-        with session_scope() as db:
-            ratings = db.scalar(select(func.count()).select_from(Rating)) or 0
-            open_items = db.execute(select(Prompt.source, Item.purpose, func.count()).join(
-                Prompt, Prompt.id == Item.prompt_id).where(Item.done.is_(False))
-                .group_by(Prompt.source, Item.purpose)).all()
-            rounds = db.execute(select(TrainingRound.status, func.count()).group_by(TrainingRound.status)).all()
-            finished = db.execute(select(TrainingRound.started_at, TrainingRound.finished_at).where(
-                TrainingRound.started_at.is_not(None), TrainingRound.finished_at.is_not(None))).all()
-            candidates = db.scalar(select(func.count()).select_from(Checkpoint).where(
-                Checkpoint.status == CheckpointStatus.candidate)) or 0
+        db = self.db
+        ratings = db.scalar(select(func.count()).select_from(Rating)) or 0
+        open_items = db.execute(select(Prompt.source, Item.purpose, func.count()).select_from(Item).join(
+            Prompt, Prompt.id == Item.prompt_id).where(Item.done.is_(False))
+            .group_by(Prompt.source, Item.purpose)).all()
+        rounds = db.execute(select(TrainingRound.status, func.count()).group_by(TrainingRound.status)).all()
+        finished = db.execute(select(TrainingRound.started_at, TrainingRound.finished_at).where(
+            TrainingRound.started_at.is_not(None), TrainingRound.finished_at.is_not(None))).all()
+        candidates = db.scalar(select(func.count()).select_from(Checkpoint).where(
+            Checkpoint.status == CheckpointStatus.candidate)) or 0
         yield CounterMetricFamily("tuneloop_ratings", "Ratings stored (every acknowledged answer, once).",
                                   value=ratings)
         items = GaugeMetricFamily("tuneloop_pool_open_items", "Open items by prompt source and purpose.",
@@ -116,14 +120,11 @@ def _queue_depths() -> dict[str, int]:
         return {}
 
 
-REGISTRY.register(StateCollector())
-
-
-def metrics_page() -> tuple[bytes, str]:
-    """The exposition text: this process's metrics and the state, or every process's under multiprocess."""
-    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
-        return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
-    registry = CollectorRegistry()
-    MultiProcessCollector(registry)
-    registry.register(StateCollector())
-    return generate_latest(registry), CONTENT_TYPE_LATEST
+def metrics_page(db: Session) -> tuple[bytes, str]:
+    """The exposition text: this process's metrics (every process's under multiprocess) and the state."""
+    state = CollectorRegistry()
+    state.register(StateCollector(db))
+    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+        MultiProcessCollector(state)
+        return generate_latest(state), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY) + generate_latest(state), CONTENT_TYPE_LATEST
