@@ -33,9 +33,10 @@ class RatingView:
     leased: LeasedItem | None
     progress: Progress
     notice: str = ""
-    # Why there is nothing to rate: "no_model" (no current checkpoint yet: the first is
-    # being built or registered), "generating" (no open item for anyone), or "answered"
-    # (open items remain, but none this rater may take).
+    # Why there is nothing to rate: "answered" (open items remain, but none this rater may
+    # take), "generating" (none open for anyone; the current model is making more), or
+    # "no_model" (none open, and no current checkpoint to make more: it is being built or
+    # has yet to be registered).
     empty_reason: str = ""
 
 
@@ -63,11 +64,9 @@ def next_view(db: Session, user_id: int, notice_key: str = "") -> RatingView:
     leased = lease_next_item(db, user_id)
     empty_reason = ""
     if leased is None:
-        if current_checkpoint(db) is None:
-            empty_reason = "no_model"
-        elif db.scalar(select(Item.id).where(Item.done.is_(False)).limit(1)) is None:
-            empty_reason = "generating"
-        else:
+        if db.scalar(select(Item.id).where(Item.done.is_(False)).limit(1)) is not None:
             empty_reason = "answered"
+        else:
+            empty_reason = "generating" if current_checkpoint(db) is not None else "no_model"
     return RatingView(leased=leased, progress=progress_for(db, user_id),
                       notice=NOTICES.get(notice_key, ""), empty_reason=empty_reason)

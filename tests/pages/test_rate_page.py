@@ -132,7 +132,7 @@ def test_empty_queue_shows_the_empty_state(client, db, rater):
     page = client.get("/rate").text
     assert "Nothing to rate right now" in page and 'id="rate-form"' not in page
     # No model yet (the demo is still building it): the page says so, not "you answered everything".
-    assert 'data-reason="no_model"' in page and "no model to answer prompts yet" in page
+    assert 'data-reason="no_model"' in page and "no model ready to generate more yet" in page
     assert client.get("/rate/panel", headers={"Accept": "application/json"}).json()["item_id"] is None
 
 
