@@ -3,7 +3,9 @@
 Every algorithm takes a seed, reports each step to `on_metrics(step, metrics)`,
 raises `TrainingCancelled` (leaving no checkpoint) when `should_stop()` turns
 True, and publishes its checkpoint atomically as a plain Hugging Face
-directory with a `tuneloop.json` beside the weights.
+directory with a `tuneloop.json` beside the weights. DPO and PPO take an
+optional watch (`watch.py`) that stops them before they break; when it kept
+no step past the start, they publish nothing.
 """
 
 from worker.training.base_model import BaseModelConfig, build_base_model
