@@ -45,6 +45,12 @@ class Settings(BaseSettings):
     auto_round_every_ratings: int = 0
     auto_round_every_minutes: int = 0
     auto_round_algorithm: Literal["ppo", "dpo"] = "dpo"
+    # Training precision: "auto" is bfloat16 on GPUs that compute in it natively, float32 elsewhere
+    # (weights and optimiser state stay float32 either way; bf16 is autocast).
+    train_dtype: Literal["auto", "float32", "bfloat16"] = "auto"
+    # Memory a round may plan to use, in GiB (0: the device's free memory). A round whose estimate
+    # (worker/training/devices.py) exceeds it fails at once, saying what it needed.
+    train_memory_gib: float = 0.0
     # A round needs at least this many decisive comparisons (a preferred answer, or two
     # different scores for one prompt) among the ratings it would use; fewer cannot fit
     # a reward model or a policy that generalises, and is refused at launch.

@@ -51,6 +51,7 @@ from app.settings import get_settings
 from worker.gates import Gate, policy_gates, reward_model_gate
 from worker.training.checkpoint_io import read_metadata
 from worker.training.data import PreferencePair, TrainingCancelled, TrainResult
+from worker.training.devices import GIB, DoesNotFit, check_fits, pick_device, resolve_dtype
 from worker.training.dpo import DPOConfig, run_dpo
 from worker.training.ppo import PPOConfig, run_ppo
 from worker.training.reward_model import RewardModelConfig, fit_reward_model
@@ -177,7 +178,7 @@ def execute_round(round_id: int) -> str:
             return "lost"
         run.finish(RoundStatus.cancelled, "cancelled by an admin; the current checkpoint is unchanged")
         return RoundStatus.cancelled
-    except Conflict as error:  # refused at its start (too few ratings): a message, not a traceback
+    except (Conflict, DoesNotFit) as error:  # refused at its start (too few ratings, too big): a message
         run.log(str(error))
         run.finish(RoundStatus.failed, str(error))
         return RoundStatus.failed
@@ -213,18 +214,25 @@ def _train_and_publish(run: RoundRun) -> RoundStatus:
     watch = WatchConfig(prompts=probe, kl_budget=settings.kl_budget, seed=settings.seed,
                         max_new_tokens=generation.generation_max_new_tokens,
                         temperature=generation.generation_temperature or 1.0)
+    parameters = inspect_model_dir(base_path).parameters
     lora_r = settings.lora_r
     if lora_r is None:
-        parameters = inspect_model_dir(base_path).parameters or 0
-        lora_r = DEFAULT_LORA_R if parameters > LORA_FROM_PARAMETERS else 0
-    report["lora_r"] = lora_r
+        lora_r = DEFAULT_LORA_R if (parameters or 0) > LORA_FROM_PARAMETERS else 0
+    device = pick_device("auto")
+    dtype = resolve_dtype(get_settings().train_dtype, device)
+    report |= {"lora_r": lora_r, "device": device.type, "dtype": dtype}
+    if parameters is not None:  # safetensors: the size is known before loading anything
+        limit = int(get_settings().train_memory_gib * GIB) or None
+        needed = check_fits(parameters, ["reward_model", "ppo"] if settings.algorithm == "ppo" else ["dpo"],
+                            lora_r > 0, device, limit)
+        report["memory_estimate_gib"] = round(needed / GIB, 3)
     gates: list[Gate] = []
     work = store / "rounds" / str(run.round_id)
     out_dir = store / f"round-{run.round_id}"
 
     if settings.algorithm == "ppo":
         rm_config = RewardModelConfig(seed=settings.seed, epochs=settings.reward_model_epochs,
-                                      eval_fraction=HELD_OUT_SHARE, lora_r=lora_r)
+                                      eval_fraction=HELD_OUT_SHARE, lora_r=lora_r, dtype=dtype)
         rm_steps = settings.reward_model_epochs * math.ceil(
             (len(comparisons) - int(len(comparisons) * HELD_OUT_SHARE)) / rm_config.batch_size)
         reward = fit_reward_model(base_path, comparisons, rm_config, work / "reward_model",
@@ -240,7 +248,7 @@ def _train_and_publish(run: RoundRun) -> RoundStatus:
                                 "stopped": "the reward model is not above chance: no policy step was taken"}
             return _reject(run, gates, report)
         watch.every = max(1, math.ceil(settings.policy_steps / CHECKS_PER_ROUND))
-        config = PPOConfig(seed=settings.seed, steps=settings.policy_steps, lora_r=lora_r,
+        config = PPOConfig(seed=settings.seed, steps=settings.policy_steps, lora_r=lora_r, dtype=dtype,
                            learning_rate=settings.learning_rate, kl_coef=settings.kl_coef)
         random.Random(settings.seed).shuffle(train_prompts)
         planned = config.steps
@@ -250,7 +258,8 @@ def _train_and_publish(run: RoundRun) -> RoundStatus:
         metrics = {f"reward_model/{k}": v for k, v in reward.metrics.items()}
     else:
         config = DPOConfig(seed=settings.seed, learning_rate=settings.learning_rate, beta=settings.kl_coef,
-                           eval_fraction=HELD_OUT_SHARE, max_steps=settings.policy_steps, lora_r=lora_r)
+                           eval_fraction=HELD_OUT_SHARE, max_steps=settings.policy_steps, lora_r=lora_r,
+                           dtype=dtype)
         train_pairs = len(decisive) - int(len(decisive) * HELD_OUT_SHARE)
         batches = math.ceil(train_pairs / config.batch_size)
         config.epochs = min(DPO_MAX_EPOCHS, math.ceil(settings.policy_steps / batches))

@@ -171,3 +171,18 @@ def test_a_candidate_the_raters_prefer_becomes_current_and_one_they_do_not_is_re
                .join(Sample, Sample.id == ItemResponse.sample_id)
                .where(Item.done.is_(False), Sample.checkpoint_id == worse.id))
     assert db.scalar(waiting) == 0
+
+
+def test_a_round_too_big_for_its_memory_fails_at_once_with_the_numbers(db, loop_state, rater, monkeypatch,
+                                                                        train_queue):
+    rule, rng = RULES["positive"], random.Random(2)
+    assert rate(rater, 96, lambda item: answer_item(rule, item, 0.0, rng)) == 96
+    monkeypatch.setenv("TUNELOOP_TRAIN_MEMORY_GIB", "0.0001")  # about 100 kB for the round
+    from tests.conftest import reset_app_caches
+
+    reset_app_caches()
+    round_ = run({"algorithm": "dpo", "policy_steps": 8}, db)
+    assert round_.status == "failed"
+    assert "needs about" in round_.error and "GiB on cpu" in round_.error and "use LoRA" in round_.error
+    assert "Traceback" not in round_.log
+    assert not db.scalar(select(func.count()).select_from(RoundMetric).where(RoundMetric.round_id == round_.id))

@@ -1,8 +1,24 @@
-"""Where training runs and in which precision."""
+"""Where training runs, in which precision, and whether it fits.
+
+Memory is estimated before a round loads anything, from the parameter count
+and what each trainer keeps: float32 weights (4 bytes a parameter), and for
+what it trains a gradient and AdamW's two moments (12 more). Full weights:
+the reward model 16 P, DPO 20 P (the policy and a frozen copy the watch
+measures KL against), PPO 40 P (policy, frozen reference, value model and
+reward scorer). With LoRA the base is shared and frozen: about 4 P per model
+loaded, adapters being a small fraction. Activations are left out (they scale
+with the batch, not the model): the estimate is a floor, and a round that
+does not clear it fails at once instead of after loading.
+"""
 
 import contextlib
+import os
 
 import torch
+
+GIB = 1024**3
+# Bytes per parameter a round keeps, by trainer: (full weights, LoRA).
+BYTES_PER_PARAMETER = {"reward_model": (16, 4), "dpo": (20, 4), "ppo": (40, 12)}
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -18,3 +34,47 @@ def autocast_for(device: torch.device, dtype: str):
     if dtype == "bfloat16":
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     raise ValueError(f"unknown dtype {dtype!r}; use 'float32' or 'bfloat16'")
+
+
+def resolve_dtype(name: str, device: torch.device) -> str:
+    """"auto": bfloat16 where the device computes in it natively (recent CUDA GPUs), float32 elsewhere."""
+    if name != "auto":
+        return name
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return "bfloat16"
+    return "float32"
+
+
+def available_bytes(device: torch.device) -> int:
+    """Free memory on the device: the GPU's, or the machine's available RAM."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        with open("/proc/meminfo") as meminfo:
+            fields = dict(line.split(":", 1) for line in meminfo)
+        return int(fields["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+
+
+def memory_needed(parameters: int, trainers: list[str], lora: bool) -> int:
+    """The estimated floor, in bytes, of the largest phase of a round."""
+    return max(parameters * BYTES_PER_PARAMETER[t][1 if lora else 0] for t in trainers)
+
+
+class DoesNotFit(Exception):
+    """A round's memory estimate exceeds what the device has."""
+
+
+def check_fits(parameters: int, trainers: list[str], lora: bool, device: torch.device,
+               limit_bytes: int | None = None) -> int:
+    """Raise DoesNotFit with the numbers when the estimate exceeds the device's free memory (or
+    the operator's limit); return the estimate."""
+    needed = memory_needed(parameters, trainers, lora)
+    there = available_bytes(device) if limit_bytes is None else limit_bytes
+    if needed > there:
+        raise DoesNotFit(
+            f"this round needs about {needed / GIB:.1f} GiB on {device.type} ({parameters / 1e6:.0f}M parameters, "
+            f"{'LoRA' if lora else 'full weights'}, {', '.join(trainers)}) and there are {there / GIB:.1f} GiB: "
+            + ("use LoRA (lora_r), " if not lora else "") + "a smaller model, or a device with more memory")
+    return needed
