@@ -88,6 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     register.set_defaults(run=_checkpoint_register)
     build_base = checkpoint.add_parser("build-base", help="build the small local base model and register it")
     build_base.set_defaults(run=_checkpoint_build_base)
+    export = checkpoint.add_parser("export", help="write a checkpoint as a standalone Hugging Face model directory")
+    export.add_argument("id", type=int, help="the checkpoint's id (GET /api/v1/checkpoints)")
+    export.add_argument("dir", type=Path, help="a directory that does not exist yet")
+    export.set_defaults(run=_checkpoint_export)
 
     demo = commands.add_parser("demo", help="run the whole loop locally on the embedded defaults")
     demo.add_argument("--host", default="127.0.0.1")
@@ -219,6 +223,22 @@ def _checkpoint_register(args) -> None:
         checkpoint = register_checkpoint(db, args.path, name=args.name)
         print(f"registered checkpoint v{checkpoint.version} ({checkpoint.status}): "
               f"{inspect_model_dir(Path(checkpoint.path)).describe()}", file=sys.stderr)
+
+
+def _checkpoint_export(args) -> None:
+    from app.checkpoints.service import get_checkpoint, resolve_path
+    from app.db import session_scope
+    from app.errors import InvalidInput
+    from worker.checkpoint_export import export_checkpoint
+
+    with session_scope() as db:
+        checkpoint = get_checkpoint(db, args.id)
+        source, version = resolve_path(checkpoint), checkpoint.version
+    try:
+        export_checkpoint(source, args.dir)
+    except (FileExistsError, ValueError) as error:
+        raise InvalidInput(str(error)) from None
+    print(f"exported checkpoint v{version} to {args.dir}", file=sys.stderr)
 
 
 def _checkpoint_build_base(args) -> None:

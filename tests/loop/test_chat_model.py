@@ -2,12 +2,15 @@
 a turn end that is not EOS, through registration, generation, rating and a round (PostgreSQL)."""
 
 import json
+import os
 import random
 import shutil
+import subprocess
+import sys
 
 import pytest
 from sqlalchemy import select
-from transformers import AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from app.checkpoints.service import register_checkpoint
 from app.db import session_scope
@@ -27,6 +30,7 @@ from worker.rules import RULES
 from worker.simulated_raters import answer_item
 from worker.training.base_model import ChatModelConfig, build_base_model
 from worker.training.corpus import builtin_prompts
+from worker.training.generation import generate_responses
 from worker.training.packing import encode_pairs
 from worker.training.sequences import encode_prompts, prompt_of, response_end_id
 
@@ -64,7 +68,7 @@ def test_registration_refuses_what_is_not_a_causal_lm_and_describes_what_is(db, 
 
 
 def test_the_loop_on_a_chat_model_uses_its_template_and_the_ids_it_sampled(db, chat_model, monkeypatch,
-                                                                         train_queue):
+                                                                         train_queue, tmp_path):
     monkeypatch.setenv("TUNELOOP_POOL_TARGET", "64")
     monkeypatch.setenv("TUNELOOP_PROMOTION", "gates")
     reset_app_caches()
@@ -112,3 +116,17 @@ def test_the_loop_on_a_chat_model_uses_its_template_and_the_ids_it_sampled(db, c
     if round_.produced_checkpoint_id:
         produced = db.get(Checkpoint, round_.produced_checkpoint_id)
         assert AutoTokenizer.from_pretrained(get_settings().checkpoint_dir / produced.path).chat_template
+
+    # `tuneloop checkpoint export ID DIR`: a standalone model that transformers loads and that
+    # generates through its own template, stopping at the turn end.
+    exported = tmp_path / "exported"
+    latest = db.scalar(select(Checkpoint).order_by(Checkpoint.version.desc()).limit(1))
+    result = subprocess.run([sys.executable, "-m", "app.cli", "checkpoint", "export", str(latest.id), str(exported)],
+                            env=dict(os.environ), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    model, tokenizer = AutoModelForCausalLM.from_pretrained(exported), AutoTokenizer.from_pretrained(exported)
+    [sample] = generate_responses(model, tokenizer, [(("user", "Tell me about the garden."),)], seed=0)
+    assert tokenizer.chat_template and sample.text
+    again = subprocess.run([sys.executable, "-m", "app.cli", "checkpoint", "export", str(latest.id), str(exported)],
+                           env=dict(os.environ), capture_output=True, text=True, timeout=120)
+    assert again.returncode == 2 and "already exists" in again.stderr
