@@ -5,6 +5,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
+from app.errors import InvalidInput
+
 # Primary keys are 32-bit integers: larger numbers can name nothing, and
 # must not reach the database (they would overflow there).
 MAX_ID = 2**31 - 1
@@ -38,8 +40,14 @@ def text_limits(max_chars: int, *, required: bool = False) -> dict:
     return {"json_schema_extra": hints}
 
 
-def as_utc(moment: datetime | None) -> datetime | None:
-    """Query times without a zone are taken as UTC."""
+def as_utc(moment: datetime | None, field: str) -> datetime | None:
+    """Query times without a zone are taken as UTC; one that UTC cannot hold (the first hours of
+    year 1 east of Greenwich) is invalid input, not a server error."""
     if moment is None:
         return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise InvalidInput(f"{field}: {moment.isoformat()} is out of range in UTC", field=field) from None

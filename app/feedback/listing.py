@@ -10,6 +10,7 @@ from app.errors import InvalidInput
 from app.feedback.schemas import ProvenanceOut, RatingPage, RatingRecord
 from app.feedback.views import rating_view
 from app.models import ItemResponse, Rating, Sample, User
+from app.users.service import NAME_PATTERN
 
 
 @dataclass
@@ -22,8 +23,12 @@ class RatingFilter:
     checkpoint_id: int | None = None
 
     def check(self) -> "RatingFilter":
+        """Refuse what cannot match before any query runs: the exports stream, and an error the
+        database raised mid-stream would cut the response off instead of answering 422."""
         if self.since and self.until and self.since >= self.until:
             raise InvalidInput("since must be before until", field="until")
+        if self.rater is not None and not NAME_PATTERN.match(self.rater):
+            raise InvalidInput("rater: not a user name (1-64 letters, digits or _ . @ -)", field="rater")
         return self
 
     def apply(self, query: Select) -> Select:

@@ -109,7 +109,7 @@ def rating_filter(
     checkpoint_id: Annotated[IdText | None, Query(
         description="Only items that showed a response of this checkpoint.")] = None,
 ) -> RatingFilter:
-    return RatingFilter(item_id=item_id, rater=rater, since=as_utc(since), until=as_utc(until),
+    return RatingFilter(item_id=item_id, rater=rater, since=as_utc(since, "since"), until=as_utc(until, "until"),
                         checkpoint_id=checkpoint_id).check()
 
 

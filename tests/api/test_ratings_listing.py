@@ -2,7 +2,6 @@
 
 from datetime import UTC, datetime, timedelta
 
-
 from app.models import Checkpoint, Rating
 from tests.api.test_ratings import lease, prefer_first
 from tests.factories import make_items
@@ -64,6 +63,12 @@ def test_listing_errors_and_auth(client, admin, rater):
         "since": "2024-02-01T00:00:00Z", "until": "2024-01-01T00:00:00Z"})
     assert backwards.status_code == 422 and backwards.json()["field"] == "until"
     for params, field in [({"cursor": "abc"}, "cursor"), ({"limit": 0}, "limit"),
-                          ({"item_id": 2**40}, "item_id"), ({"since": "yesterday"}, "since")]:
-        response = client.get("/api/v1/ratings", params=params, headers=admin)
-        assert response.status_code == 422 and response.json()["field"] == field, params
+                          ({"item_id": 2**40}, "item_id"), ({"since": "yesterday"}, "since"),
+                          # Before year 1 in UTC (found by schemathesis on the score export).
+                          ({"until": "0001-01-01T01:00:00+03:00"}, "until"),
+                          # A NUL that PostgreSQL refuses (found on the score export, mid-stream).
+                          ({"rater": "ann\x00"}, "rater")]:
+        exports = ("/api/v1/export/scores", "/api/v1/export/preferences") if field not in ("cursor", "limit") else ()
+        for path in ("/api/v1/ratings", *exports):
+            response = client.get(path, params=params, headers=admin)
+            assert response.status_code == 422 and response.json()["field"] == field, (path, params)
