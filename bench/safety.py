@@ -55,8 +55,8 @@ def load_code(today: Path | None):
     """This tree's raters and judges; the app and worker of `today` (or of this tree);
     returns this tree's bench/loop.py module, running on that code."""
     sys.path.insert(0, str(REPO))
-    import worker.degeneration  # noqa: F401 - cached before the swap: the judges stay this tree's
     import worker.rules  # noqa: F401
+    import worker.training.degeneration  # noqa: F401 - cached before the swap: the judges stay this tree's
 
     if today is not None:
         # Packages, not sys.path: an editable install of this tree would win over sys.path.
@@ -64,6 +64,7 @@ def load_code(today: Path | None):
 
         app.__path__.insert(0, str(today.resolve() / "app"))
         sys.modules["worker"].__path__.insert(0, str(today.resolve() / "worker"))
+        sys.modules["worker.training"].__path__.insert(0, str(today.resolve() / "worker" / "training"))
     spec = importlib.util.spec_from_file_location("bench_loop", REPO / "bench" / "loop.py")
     loop = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(loop)
@@ -129,8 +130,8 @@ class Judge:
 
     def compare(self, new: Path, old: Path) -> tuple[float, float, float]:
         """(win rate of new against old, new's degenerate share, old's degenerate share)."""
-        from worker.degeneration import is_degenerate
         from worker.rules import prefer
+        from worker.training.degeneration import is_degenerate
 
         a, b = self.samples(new), self.samples(old)
         verdicts = [prefer(self.rule, prompt, x, y) for prompt, x, y in zip(self.prompts, a, b)]

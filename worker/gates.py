@@ -6,7 +6,7 @@
   PPO would only optimise its noise.
 - KL to the parent on held-out prompts within the round's budget.
 - degeneration against the parent's samples on the same prompts
-  (worker.degeneration owns the limits; the watch stops training on them too).
+  (worker.training.degeneration owns the limits; the watch stops training on them too).
 - moved: the watch kept a step after the parent's; otherwise nothing within
   the limits was learned and there is nothing to publish.
 """
@@ -14,7 +14,7 @@
 from dataclasses import asdict, dataclass
 
 from app.checkpoints.win_rate import wilson_interval
-from worker.degeneration import SampleStats, against_parent
+from worker.training.degeneration import SampleStats, against_parent
 
 
 @dataclass(frozen=True)

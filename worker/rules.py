@@ -5,7 +5,9 @@ response with the higher score. Before any rule, a rater prefers a fluent
 response to a degenerate one (empty, looping, one word again and again:
 worker.degeneration), as people do whatever they were asked to look for.
 The web-side simulator imports this module, so it stays pure Python: no
-torch, no transformers.
+torch, no transformers. Its words are the training corpus's
+(worker/training/corpus.py), so that a base model pretrained on that corpus
+sometimes satisfies each rule.
 """
 
 import random
@@ -14,29 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from worker.degeneration import is_degenerate
+from worker.training.corpus import COLOURS, NEGATIVE_WORDS, POSITIVE_WORDS, TOPICS
+from worker.training.degeneration import is_degenerate
 
 Preference = Literal["a", "b", "tie"]
-
-# The vocabulary is shared with the training corpus (worker/training/corpus.py)
-# so that a base model pretrained on that corpus sometimes satisfies each rule.
-TOPICS = (
-    "ocean", "garden", "city", "music", "coffee", "football", "winter", "forest",
-    "kitchen", "train", "library", "mountain", "river", "school", "market",
-    "robot", "bicycle", "cat", "dog", "rain", "bread", "museum", "island", "piano",
-)
-POSITIVE_WORDS = (
-    "good", "great", "lovely", "wonderful", "happy", "bright", "calm", "kind",
-    "pleasant", "delightful", "beautiful", "excellent", "cheerful", "warm",
-)
-NEGATIVE_WORDS = (
-    "bad", "awful", "sad", "terrible", "boring", "dull", "noisy", "ugly",
-    "gloomy", "horrible", "broken", "cold", "tired", "angry",
-)
-COLOURS = (
-    "red", "blue", "green", "yellow", "purple", "orange", "pink", "brown",
-    "white", "black", "grey", "silver",
-)
 
 # A response of at most this many words counts as "short".
 SHORT_RESPONSE_WORDS = 8

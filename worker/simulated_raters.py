@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from worker.degeneration import is_degenerate
 from worker.rules import RULES, Rule, prefer, satisfaction
+from worker.training.degeneration import is_degenerate
 
 USER_PREFIX = "sim-"
 TOKEN_NAME = "simulate"

@@ -2,7 +2,7 @@
 
 import pytest
 
-from worker.degeneration import (
+from worker.training.degeneration import (
     against_parent,
     distinct_2,
     is_degenerate,

@@ -8,34 +8,26 @@ optional watch (`watch.py`) that stops them before they break; when it kept
 no step past the start, they publish nothing.
 """
 
-from worker.training.base_model import BaseModelConfig, build_base_model
-from worker.training.checkpoint_io import CheckpointError, content_hash, read_metadata, verify_checkpoint
-from worker.training.corpus import CorpusPrompt, builtin_prompts
-from worker.training.data import PreferencePair, TrainingCancelled, TrainResult
-from worker.training.dpo import DPOConfig, run_dpo
-from worker.training.generation import Generated, generate_responses
-from worker.training.ppo import PPOConfig, run_ppo
-from worker.training.reward_model import RewardModelConfig, RewardScorer, fit_reward_model
+import importlib
 
-__all__ = [
-    "BaseModelConfig",
-    "CheckpointError",
-    "CorpusPrompt",
-    "DPOConfig",
-    "Generated",
-    "PPOConfig",
-    "PreferencePair",
-    "RewardModelConfig",
-    "RewardScorer",
-    "TrainResult",
-    "TrainingCancelled",
-    "build_base_model",
-    "builtin_prompts",
-    "content_hash",
-    "fit_reward_model",
-    "generate_responses",
-    "read_metadata",
-    "run_dpo",
-    "run_ppo",
-    "verify_checkpoint",
-]
+# What each public name lives in. Imported on first use (PEP 562), so that the
+# pure-Python modules here (corpus, degeneration) load without torch: the
+# simulated raters, which never import torch, read them.
+_EXPORTS = {
+    "BaseModelConfig": "base_model", "build_base_model": "base_model",
+    "CheckpointError": "checkpoint_io", "content_hash": "checkpoint_io", "read_metadata": "checkpoint_io",
+    "verify_checkpoint": "checkpoint_io",
+    "CorpusPrompt": "corpus", "builtin_prompts": "corpus",
+    "PreferencePair": "data", "TrainingCancelled": "data", "TrainResult": "data",
+    "DPOConfig": "dpo", "run_dpo": "dpo",
+    "Generated": "generation", "generate_responses": "generation",
+    "PPOConfig": "ppo", "run_ppo": "ppo",
+    "RewardModelConfig": "reward_model", "RewardScorer": "reward_model", "fit_reward_model": "reward_model",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)

@@ -3,12 +3,31 @@
 The corpus is what the local base model is pretrained on. Its responses vary
 in topic, sentiment, colour and length, so the base model sometimes (not
 always) satisfies each rule in worker/rules.py, which gives RL a signal.
+Pure Python: the simulated raters read its vocabulary without torch.
 """
 
 import random
 from dataclasses import dataclass
 
-from worker.rules import COLOURS, NEGATIVE_WORDS, POSITIVE_WORDS, TOPICS
+# The corpus's topics, sentiments and colours; the simulated raters' rules
+# (worker/rules.py) judge by the same words.
+TOPICS = (
+    "ocean", "garden", "city", "music", "coffee", "football", "winter", "forest",
+    "kitchen", "train", "library", "mountain", "river", "school", "market",
+    "robot", "bicycle", "cat", "dog", "rain", "bread", "museum", "island", "piano",
+)
+POSITIVE_WORDS = (
+    "good", "great", "lovely", "wonderful", "happy", "bright", "calm", "kind",
+    "pleasant", "delightful", "beautiful", "excellent", "cheerful", "warm",
+)
+NEGATIVE_WORDS = (
+    "bad", "awful", "sad", "terrible", "boring", "dull", "noisy", "ugly",
+    "gloomy", "horrible", "broken", "cold", "tired", "angry",
+)
+COLOURS = (
+    "red", "blue", "green", "yellow", "purple", "orange", "pink", "brown",
+    "white", "black", "grey", "silver",
+)
 
 PROMPT_TEMPLATES = (
     "Tell me about the {topic}.",

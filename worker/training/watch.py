@@ -8,7 +8,7 @@ prompts and seed each time, so checks compare like with like) and measures:
   sampling temperature. This is the quantity the KL penalty of PPO and DPO's
   beta hold back, measured on fresh samples rather than on training data;
 - degeneration against the parent's samples on the same prompts
-  (worker.degeneration: loops, sameness across prompts, collapsed length);
+  (worker.training.degeneration: loops, sameness across prompts, collapsed length);
 - optionally whether the algorithm's own held-out signal is worse than
   chance (DPO: its implicit reward orders held-out human pairs worse than no
   preference at all).
@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from worker.degeneration import SampleStats, against_parent, sample_stats
+from worker.training.degeneration import SampleStats, against_parent, sample_stats
 from worker.training.generation import generate_responses
 from worker.training.logprobs import token_logprobs
 from worker.training.sequences import pad_prompt_response
