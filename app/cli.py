@@ -215,14 +215,14 @@ def _worker(args) -> None:
 
 
 def _checkpoint_register(args) -> None:
-    from app.checkpoints.model_dir import inspect_model_dir
+    from app.checkpoints.model_dir import ModelDir
     from app.checkpoints.service import register_checkpoint
     from app.db import session_scope
 
     with session_scope() as db:
         checkpoint = register_checkpoint(db, args.path, name=args.name)
         print(f"registered checkpoint v{checkpoint.version} ({checkpoint.status}): "
-              f"{inspect_model_dir(Path(checkpoint.path)).describe()}", file=sys.stderr)
+              f"{ModelDir(**checkpoint.metrics).describe()}", file=sys.stderr)
 
 
 def _checkpoint_export(args) -> None:

@@ -189,7 +189,8 @@ def execute_round(round_id: int) -> str:
 
 
 def _train_and_publish(run: RoundRun) -> RoundStatus:
-    store = get_settings().checkpoint_dir.resolve()
+    app_settings = get_settings()
+    store = app_settings.checkpoint_dir.resolve()
     with session_scope() as db:
         round_ = db.get(TrainingRound, run.round_id)
         settings = RoundSettings.model_validate(round_.config)
@@ -210,19 +211,18 @@ def _train_and_publish(run: RoundRun) -> RoundStatus:
     run.log(f"{settings.algorithm} on checkpoint {base_id}: {len(decisive)} decisive comparisons, "
             f"{len(comparisons) - len(decisive)} ties; {len(train_prompts)} training prompts, "
             f"{len(probe)} held out")
-    generation = get_settings()
     watch = WatchConfig(prompts=probe, kl_budget=settings.kl_budget, seed=settings.seed,
-                        max_new_tokens=generation.generation_max_new_tokens,
-                        temperature=generation.generation_temperature or 1.0)
+                        max_new_tokens=app_settings.generation_max_new_tokens,
+                        temperature=app_settings.generation_temperature or 1.0)
     parameters = inspect_model_dir(base_path).parameters
     lora_r = settings.lora_r
     if lora_r is None:
         lora_r = DEFAULT_LORA_R if (parameters or 0) > LORA_FROM_PARAMETERS else 0
     device = pick_device("auto")
-    dtype = resolve_dtype(get_settings().train_dtype, device)
+    dtype = resolve_dtype(app_settings.train_dtype, device)
     report |= {"lora_r": lora_r, "device": device.type, "dtype": dtype}
     if parameters is not None:  # safetensors: the size is known before loading anything
-        limit = int(get_settings().train_memory_gib * GIB) or None
+        limit = int(app_settings.train_memory_gib * GIB) or None
         needed = check_fits(parameters, ["reward_model", "ppo"] if settings.algorithm == "ppo" else ["dpo"],
                             lora_r > 0, device, limit)
         report["memory_estimate_gib"] = round(needed / GIB, 3)
@@ -233,8 +233,7 @@ def _train_and_publish(run: RoundRun) -> RoundStatus:
     if settings.algorithm == "ppo":
         rm_config = RewardModelConfig(seed=settings.seed, epochs=settings.reward_model_epochs,
                                       eval_fraction=HELD_OUT_SHARE, lora_r=lora_r, dtype=dtype)
-        rm_steps = settings.reward_model_epochs * math.ceil(
-            (len(comparisons) - int(len(comparisons) * HELD_OUT_SHARE)) / rm_config.batch_size)
+        rm_steps = rm_config.epochs * rm_config.steps_per_epoch(len(comparisons))
         reward = fit_reward_model(base_path, comparisons, rm_config, work / "reward_model",
                                   on_metrics=run.metrics_callback("reward_model", 0.0, 0.3, rm_steps),
                                   should_stop=run.should_stop)
@@ -243,7 +242,7 @@ def _train_and_publish(run: RoundRun) -> RoundStatus:
                                   "train_comparisons": int(reward.metrics["train_pairs"]),
                                   "held_out_comparisons": int(reward.metrics["eval_pairs"])}
         gates.append(reward_model_gate(reward.metrics.get("eval_accuracy"), int(reward.metrics["eval_decisive"])))
-        if not gates[-1].passed and get_settings().promotion != "immediate":
+        if not gates[-1].passed and app_settings.promotion != "immediate":
             report["policy"] = {"steps_planned": settings.policy_steps, "steps_run": 0,
                                 "stopped": "the reward model is not above chance: no policy step was taken"}
             return _reject(run, gates, report)
@@ -260,10 +259,8 @@ def _train_and_publish(run: RoundRun) -> RoundStatus:
         config = DPOConfig(seed=settings.seed, learning_rate=settings.learning_rate, beta=settings.kl_coef,
                            eval_fraction=HELD_OUT_SHARE, max_steps=settings.policy_steps, lora_r=lora_r,
                            dtype=dtype)
-        train_pairs = len(decisive) - int(len(decisive) * HELD_OUT_SHARE)
-        batches = math.ceil(train_pairs / config.batch_size)
-        config.epochs = min(DPO_MAX_EPOCHS, math.ceil(settings.policy_steps / batches))
-        planned = min(settings.policy_steps, config.epochs * batches)
+        config.epochs = min(DPO_MAX_EPOCHS, math.ceil(settings.policy_steps / config.steps_per_epoch(len(decisive))))
+        planned = config.planned_steps(len(decisive))
         watch.every = max(1, math.ceil(planned / CHECKS_PER_ROUND))
         result = run_dpo(base_path, decisive, config, out_dir,
                          on_metrics=run.metrics_callback("dpo", 0.0, 0.95, planned),
@@ -294,9 +291,14 @@ def _failed_gates(gates: list[Gate]) -> str:
                      for g in gates if not g.passed)
 
 
+def _rejection(gates: list[Gate]) -> str:
+    """A rejected round's error."""
+    return f"rejected by its gates: {_failed_gates(gates)}; the current checkpoint is unchanged"
+
+
 def _reject(run: RoundRun, gates: list[Gate], report: dict) -> RoundStatus:
     """End the round "rejected" with nothing to publish (no policy step, or none kept)."""
-    reason = f"rejected by its gates: {_failed_gates(gates)}; the current checkpoint is unchanged"
+    reason = _rejection(gates)
     run.log(reason)
     if not run.finish(RoundStatus.rejected, reason, gates=[g.as_dict() for g in gates], report=report,
                       progress=1.0):
@@ -315,8 +317,7 @@ def _publish(run: RoundRun, base_id: int, result: TrainResult, store: Path, metr
     outcome = _outcome(gates)
     failed = _failed_gates(gates)
     status = RoundStatus.rejected if outcome == CheckpointStatus.rejected else RoundStatus.succeeded
-    error = (f"rejected by its gates: {failed}; the current checkpoint is unchanged"
-             if status == RoundStatus.rejected else None)
+    error = _rejection(gates) if status == RoundStatus.rejected else None
     reason = {CheckpointStatus.rejected: f"rejected by the gates of round {run.round_id}: {failed}",
               CheckpointStatus.candidate: f"passed the gates of round {run.round_id}; raters compare it blind "
                                           "with the current checkpoint",

@@ -1,5 +1,6 @@
 """Plain records passed into and out of the training core."""
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +20,14 @@ class PreferencePair:
     chosen_ids: tuple[int, ...] | None = None
     rejected_ids: tuple[int, ...] | None = None
     tokenizer: str = ""
+
+
+def steps_per_epoch(pairs: int, eval_fraction: float, batch_size: int) -> int:
+    """Optimiser steps of one pass over `pairs` comparisons once the held-out share is set aside.
+
+    Both trainers hold out int(pairs * eval_fraction) of the shuffled pairs.
+    """
+    return math.ceil((pairs - int(pairs * eval_fraction)) / batch_size)
 
 
 @dataclass

@@ -30,7 +30,7 @@ from peft import PeftModel, TaskType
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from worker.training.checkpoint_io import write_checkpoint
-from worker.training.data import PreferencePair, TrainingCancelled, TrainResult
+from worker.training.data import PreferencePair, TrainingCancelled, TrainResult, steps_per_epoch
 from worker.training.devices import autocast_for, pick_device
 from worker.training.kernels import adamw, use_fused_activations
 from worker.training.logprobs import reference_logprobs, token_logprobs
@@ -60,6 +60,13 @@ class DPOConfig:
     lora_alpha: int = 16
     device: str = "auto"
     dtype: str = "float32"
+
+    def steps_per_epoch(self, pairs: int) -> int:
+        return steps_per_epoch(pairs, self.eval_fraction, self.batch_size)
+
+    def planned_steps(self, pairs: int) -> int:
+        """Optimiser steps a run on this many pairs takes unless stopped early."""
+        return min(self.epochs * self.steps_per_epoch(pairs), self.max_steps or math.inf)
 
 
 def run_dpo(
@@ -142,8 +149,7 @@ def run_dpo(
 
     # Loop.
     order = random.Random(config.seed)
-    steps_per_epoch = math.ceil(len(train_rows) / config.batch_size)
-    total_steps = min(config.epochs * steps_per_epoch, config.max_steps or math.inf)
+    total_steps = config.planned_steps(len(pairs))
     step, started, metrics = 0, time.perf_counter(), {}
     while step < total_steps and not (guard and guard.should_stop):
         indices = list(train_rows)
@@ -192,7 +198,7 @@ def run_dpo(
             if step >= total_steps or (guard and guard.should_stop):
                 break
 
-    # Checkpoint: the best weights the watch saw (the last ones without a watch).
+    # Checkpoint: the last weights that passed the watch's checks (the last ones without a watch).
     summary = {**metrics, "steps": float(step), "pairs": float(len(train_rows)), "eval_pairs": float(n_eval),
                "ties": float(sum(p.tie for p in pairs))}
     if guard is not None:

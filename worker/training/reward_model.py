@@ -2,15 +2,14 @@
 
 The reward model is the policy's own network with a scalar head read at the
 last real token of `prompt + response + EOS` (right padding). Comparisons
-train it directly (app.feedback.examples decides what ratings become: pairs
-from verdicts and from scores, ties); ties pull two rewards together. A seeded
-share is held out: its accuracy over decisive pairs, and how many there were,
-is what the round's gate judges before any policy step. Rewards are normalised to mean 0 and
-std 1 over the responses it was trained on; the mean and std are stored in
-the checkpoint's metadata so PPO sees normalised rewards.
+(PreferencePair) train it directly; ties pull two rewards together. A seeded
+share is held out: its accuracy over decisive pairs and how many there were
+(eval_accuracy, eval_decisive) let a caller refuse a reward model at chance
+before any policy step. Rewards are normalised to mean 0 and std 1 over the
+responses it was trained on; the mean and std are stored in the checkpoint's
+metadata so PPO sees normalised rewards.
 """
 
-import math
 import random
 import time
 from collections import defaultdict
@@ -23,7 +22,7 @@ from peft import TaskType
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 
 from worker.training.checkpoint_io import read_metadata, write_checkpoint
-from worker.training.data import PreferencePair, TrainingCancelled, TrainResult
+from worker.training.data import PreferencePair, TrainingCancelled, TrainResult, steps_per_epoch
 from worker.training.devices import autocast_for, pick_device
 from worker.training.kernels import adamw, use_fused_activations
 from worker.training.lora import add_lora, merged_model, unwrap_model
@@ -63,6 +62,9 @@ class RewardModelConfig:
     device: str = "auto"
     dtype: str = "float32"
 
+    def steps_per_epoch(self, comparisons: int) -> int:
+        return steps_per_epoch(comparisons, self.eval_fraction, self.batch_size)
+
 
 def fit_reward_model(
     policy_dir: Path,
@@ -97,8 +99,8 @@ def fit_reward_model(
     random.Random(config.seed).shuffle(comparisons)
     n_eval = int(len(comparisons) * config.eval_fraction)
     eval_set, train_set = comparisons[:n_eval], comparisons[n_eval:]
-    steps_per_epoch = math.ceil(len(train_set) / config.batch_size)
-    total_steps = steps_per_epoch * config.epochs
+    epoch_steps = config.steps_per_epoch(len(comparisons))
+    total_steps = epoch_steps * config.epochs
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 - step / total_steps)
 
     # Token ids of every comparison, once.
@@ -143,7 +145,7 @@ def fit_reward_model(
                 "pairs_per_second": step * config.batch_size / (time.perf_counter() - started),
                 **_accuracy_and_margin(chosen.detach(), rejected.detach(), tie),
             }
-            if step % steps_per_epoch == 0 and eval_set:
+            if step % epoch_steps == 0 and eval_set:
                 model.eval()
                 metrics.update(_evaluate(eval_set, rewards_of, config.batch_size))
                 model.train()

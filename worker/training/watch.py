@@ -34,12 +34,12 @@ from transformers import PreTrainedTokenizerBase
 from worker.training.degeneration import SampleStats, against_parent, sample_stats
 from worker.training.generation import generate_responses
 from worker.training.logprobs import token_logprobs
-from worker.training.sequences import pad_prompt_response
+from worker.training.sequences import Prompt, pad_prompt_response
 
 
 @dataclass
 class WatchConfig:
-    prompts: list[str] = field(default_factory=list)  # held out from training
+    prompts: list[Prompt] = field(default_factory=list)  # held out from training
     samples_per_prompt: int = 2
     every: int = 5  # optimiser steps (PPO: iterations) between checks
     kl_budget: float | None = 15.0  # nats per response; None: no limit
@@ -67,7 +67,7 @@ class Probe:
 
 
 class PolicyWatch:
-    """Checks a training policy against its parent; keeps and restores the best good weights.
+    """Checks a training policy against its parent; keeps and restores the last good weights.
 
     `reference_logprobs(input_ids, attention_mask)` gives the parent's per-token
     log-probs (B, T-1) at the watch's temperature: a frozen copy's, or the policy's
