@@ -6,7 +6,7 @@ import random
 import pytest
 from sqlalchemy import func, select
 
-from app.models import Item, ItemResponse, Sample
+from app.models import Item, ItemResponse, Rating, Sample
 from tests.loop.conftest import api
 from tests.services import wait_until
 from worker.rules import prefer
@@ -35,14 +35,20 @@ def rate_through_api(client, count: int, rng: random.Random, favourite=None) -> 
     return rated
 
 
+def items_from(checkpoint_id: int):
+    return (select(Item.id).join(ItemResponse, ItemResponse.item_id == Item.id)
+            .join(Sample, Sample.id == ItemResponse.sample_id).where(Sample.checkpoint_id == checkpoint_id))
+
+
 def open_items_from(db, checkpoint_id: int) -> int:
     db.expire_all()
-    return db.scalar(
-        select(func.count(func.distinct(Item.id)))
-        .join(ItemResponse, ItemResponse.item_id == Item.id)
-        .join(Sample, Sample.id == ItemResponse.sample_id)
-        .where(Item.done.is_(False), Sample.checkpoint_id == checkpoint_id)
-    )
+    return db.scalar(select(func.count(func.distinct(Item.id))).where(
+        Item.id.in_(items_from(checkpoint_id)), Item.done.is_(False)))
+
+
+def ratings_of_items_from(db, checkpoint_id: int) -> int:
+    db.expire_all()
+    return db.scalar(select(func.count(Rating.id)).where(Rating.item_id.in_(items_from(checkpoint_id))))
 
 
 def test_ratings_become_a_candidate_that_raters_prefer_blind_and_that_then_generates(
@@ -85,15 +91,20 @@ def test_ratings_become_a_candidate_that_raters_prefer_blind_and_that_then_gener
     assert admin.post("/rounds", json={"algorithm": "dpo"}).status_code == 409
 
     # The raters compare it blind with the current checkpoint and, here, prefer it every time.
-    wait_until(lambda: open_items_from(db, produced["id"]) >= 24, 120, "candidate-vs-current items")
-
+    # Items the pool drew from the base while the round trained come first (oldest first),
+    # so they rate on until enough of their ratings are of the candidate.
     def from_candidate(sample_id: int) -> bool:
         db.expire_all()
         return db.get(Sample, sample_id).checkpoint_id == produced["id"]
 
     needed = 20 + 4  # the review's minimum of decisive comparisons, and a few to spare
-    assert rate_through_api(ann, needed // 2, rng, from_candidate) + rate_through_api(
-        bob, needed // 2, rng, from_candidate) == needed
+
+    def compared_enough() -> bool:
+        rate_through_api(ann, 1, rng, from_candidate)
+        rate_through_api(bob, 1, rng, from_candidate)
+        return ratings_of_items_from(db, produced["id"]) >= needed
+
+    wait_until(compared_enough, 240, f"{needed} blind comparisons with the candidate")
 
     # The beat applies the verdict: the candidate becomes current.
     def promoted():
