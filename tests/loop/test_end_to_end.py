@@ -76,7 +76,7 @@ def test_ratings_become_a_candidate_that_raters_prefer_blind_and_that_then_gener
         return body if body["status"] not in ("queued", "running") else None
 
     result = wait_until(finished, 300, "the round to finish", interval=1)
-    assert result["status"] == "succeeded", result
+    assert result["status"] == "succeeded", (result["error"], result["gates"])
     assert result["ratings_used"] >= 64
     assert result["gates"] and all(gate["passed"] for gate in result["gates"]), result["gates"]
     detail = admin.get(f"/rounds/{round_id}").json()

@@ -8,7 +8,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from worker.training import DPOConfig, PPOConfig, RewardModelConfig, fit_reward_model, run_dpo, run_ppo
 from worker.training.corpus import builtin_prompts
 from worker.training.logprobs import reference_logprobs
-from worker.training.watch import PolicyWatch, WatchConfig
+from worker.training.watch import PolicyWatch, WatchConfig, worse_than_chance
 
 PROBE = [p.text for p in builtin_prompts(5)[:16]]
 EAGER = DPOConfig(epochs=8, batch_size=16, learning_rate=3e-4)
@@ -56,3 +56,22 @@ def test_ppo_stops_at_the_kl_budget(tmp_path, tiny_base_model, colour_pairs):
                      tmp_path / "ppo", watch=watch)
     assert "kl beyond the limit" in result.report["stopped"]
     assert result.metrics["steps"] < config.steps and result.report["kl"] <= 0.3
+
+
+def test_worse_than_chance_asks_for_evidence_not_a_point_estimate():
+    assert worse_than_chance(0, 6) and worse_than_chance(30, 80)  # p = 0.016, p = 0.017
+    assert not worse_than_chance(2, 6) and not worse_than_chance(1, 5)  # 33% and 20% right: p = 0.34, 0.19
+    assert not worse_than_chance(0, 0) and not worse_than_chance(5, 6)
+
+
+def test_held_out_signal_stops_training_only_when_worse_than_chance_twice_running(tiny_base_model):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_base_model)
+    policy = AutoModelForCausalLM.from_pretrained(tiny_base_model).eval()
+    watch = PolicyWatch(WatchConfig(prompts=PROBE[:4], kl_budget=None, max_new_tokens=8), tokenizer, policy,
+                        lambda ids, mask: reference_logprobs(policy, policy, ids, mask, 1.0))
+    watch.check(1, policy, worse_than_chance=True)
+    watch.check(2, policy)  # a good check in between starts the count again
+    watch.check(3, policy, worse_than_chance=True)
+    assert not watch.should_stop and watch.kept.step == 2
+    watch.check(4, policy, worse_than_chance=True)
+    assert watch.should_stop and "heldout beyond the limit at step 4; kept step 2" in watch.stop_reason

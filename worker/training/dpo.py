@@ -11,8 +11,8 @@ Steps: `epochs` passes over the training pairs, at most `max_steps` optimiser
 steps. With `eval_fraction` a share of the pairs is held out; their preference
 accuracy (implicit reward margin > 0, over pairs that are not ties), margin
 and loss are measured at every check of the watch. Held-out pairs ordered
-worse than chance (accuracy below 1/2 and a negative mean margin) count
-against the policy there; so do a KL to the starting policy beyond its budget
+worse than chance (fewer right than a one-sided sign test allows at 5%,
+`watch.worse_than_chance`) count against the policy there; so do a KL to the starting policy beyond its budget
 and degenerate samples (worker.training.watch), and the last weights that
 passed every check are the ones saved.
 """
@@ -38,7 +38,7 @@ from worker.training.lora import add_lora, merged_model
 from worker.training.losses import dpo_loss
 from worker.training.packing import encode_pairs, pack_pairs, packed_response_logps, supports_packing
 from worker.training.sequences import ensure_pad_token, pad_prompt_response
-from worker.training.watch import PolicyWatch, WatchConfig
+from worker.training.watch import PolicyWatch, WatchConfig, worse_than_chance
 
 ALGORITHM = "dpo"
 
@@ -144,7 +144,8 @@ def run_dpo(
         decided = torch.tensor([not pairs[i].tie for i in eval_rows], device=device)
         if decided.any():
             margin = (chosen_rewards - rejected_rewards)[decided]
-            result |= {"heldout_accuracy": (margin > 0).float().mean().item(), "heldout_margin": margin.mean().item()}
+            result |= {"heldout_accuracy": (margin > 0).float().mean().item(), "heldout_margin": margin.mean().item(),
+                       "heldout_decisive": float(len(margin))}
         return result
 
     # Loop.
@@ -189,7 +190,8 @@ def run_dpo(
                 metrics["reward_margin"] = margin.mean().item()
             if guard is not None and (guard.due(step) or step == total_steps):
                 scores = held_out()
-                worse = scores.get("heldout_accuracy", 1.0) < 0.5 and scores.get("heldout_margin", 0.0) < 0
+                decisive = int(scores.get("heldout_decisive", 0))
+                worse = worse_than_chance(round(scores.get("heldout_accuracy", 1.0) * decisive), decisive)
                 metrics |= guard.check(step, policy, worse, scores).metrics()
             elif eval_rows and step == total_steps:
                 metrics |= held_out()

@@ -11,7 +11,8 @@ prompts and seed each time, so checks compare like with like) and measures:
   (worker.training.degeneration: loops, sameness across prompts, collapsed length);
 - optionally whether the algorithm's own held-out signal is worse than
   chance (DPO: its implicit reward orders held-out human pairs worse than no
-  preference at all).
+  preference at all, by `worse_than_chance`: a sign test, so that a handful of
+  held-out pairs, mostly noise, cannot stop a round).
 
 A check that passes snapshots the trainable weights. The watch stops training
 when the KL exceeds its budget or degeneration goes beyond the parent's, at
@@ -25,6 +26,7 @@ snapshot: a policy that breaks before its first good check is the parent, and
 `kept.step == 0` says so (the algorithms then save nothing).
 """
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -35,6 +37,15 @@ from worker.training.degeneration import SampleStats, against_parent, sample_sta
 from worker.training.generation import generate_responses
 from worker.training.logprobs import token_logprobs
 from worker.training.sequences import Prompt, pad_prompt_response
+
+
+def worse_than_chance(correct: int, decisive: int, alpha: float = 0.05) -> bool:
+    """Whether `correct` of `decisive` comparisons ordered right shows an ordering worse than a coin's:
+    the one-sided sign test's p-value, P(at most `correct` right | chance), below `alpha`.
+    Six of six wrong is (p = 0.016); two of six is not (p = 0.34), whatever its point estimate says."""
+    if decisive <= 0:
+        return False
+    return sum(math.comb(decisive, k) for k in range(correct + 1)) / 2**decisive < alpha
 
 
 @dataclass
