@@ -226,17 +226,19 @@ def _checkpoint_register(args) -> None:
 
 
 def _checkpoint_export(args) -> None:
-    from app.checkpoints.service import get_checkpoint, resolve_path
+    from app.checkpoints.service import get_checkpoint
     from app.db import session_scope
     from app.errors import InvalidInput
     from worker.checkpoint_export import export_checkpoint
+    from worker.checkpoint_models import model_ref
+    from worker.training.checkpoint_io import CheckpointError
 
-    with session_scope() as db:
-        checkpoint = get_checkpoint(db, args.id)
-        source, version = resolve_path(checkpoint), checkpoint.version
     try:
-        export_checkpoint(source, args.dir)
-    except (FileExistsError, ValueError) as error:
+        with session_scope() as db:
+            checkpoint = get_checkpoint(db, args.id)
+            (source, base), version = model_ref(db, checkpoint), checkpoint.version
+        export_checkpoint(source, args.dir, base)
+    except (FileExistsError, ValueError, CheckpointError) as error:
         raise InvalidInput(str(error)) from None
     print(f"exported checkpoint v{version} to {args.dir}", file=sys.stderr)
 

@@ -1,18 +1,22 @@
-"""The training core on an accelerator, in bf16, on a ~100M-parameter model: one short run.
+"""The training core on an accelerator, in bf16, on models of 100M+ parameters: one short run.
 
 For a session that is lent a GPU: the reward model, DPO and PPO each take a few
-optimiser steps on a GPT-2 of 16 layers x 768 (114M parameters, built from a
-config with the local tokenizer; no hub), with `device` and `dtype` passed
-through their configs. Printed and written as JSON: per trainer its wall time,
-pairs or rollouts per second, first and last loss, whether the weights moved,
-peak accelerator memory, and whether the published checkpoint loads back.
+optimiser steps on a model built from a config with the local tokenizer (no
+hub): a GPT-2 of 16 layers x 768 (114M parameters), or a Llama with the layer
+shapes of Qwen2-0.5B or Qwen2-1.5B (24 x 896 and 28 x 1536, grouped-query
+attention; the local tokenizer's small vocabulary keeps them at 0.36B and
+1.3B parameters), with `device` and `dtype` passed through their configs.
+Printed and written as JSON: per trainer its wall time, pairs or rollouts per
+second, first and last loss, whether the weights moved, peak accelerator
+memory, and the published checkpoint loaded back the way rounds load it, with
+its size against the base's (with LoRA, an adapter naming its base).
 
     HF_HUB_OFFLINE=1 .venv/bin/python -m bench.device_proof --out $OUT/device-proof.json
-    HF_HUB_OFFLINE=1 .venv/bin/python -m bench.device_proof --lora-r 16 --out $OUT/device-proof-lora.json
+    HF_HUB_OFFLINE=1 .venv/bin/python -m bench.device_proof --size 0.5b --lora-r 16 --out $OUT/proof-0.5b.json
+    HF_HUB_OFFLINE=1 .venv/bin/python -m bench.device_proof --size 1.5b --lora-r 16 --out $OUT/proof-1.5b.json
     HF_HUB_OFFLINE=1 .venv/bin/python -m bench.device_proof --device cpu --dtype float32 --size tiny   # a dry run
 
-The tiny size (2 layers x 64) exists to check the script itself on a CPU; the
-figures that matter come from `--size 114m` on the device.
+The tiny size (2 layers x 64) exists to check the script itself on a CPU.
 """
 
 import argparse
@@ -25,8 +29,7 @@ from pathlib import Path
 
 import torch
 import transformers
-from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer, GPT2Config, \
-    GPT2LMHeadModel
+from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
 from worker.rules import prefer
 from worker.training import (
@@ -40,16 +43,26 @@ from worker.training import (
     run_dpo,
     run_ppo,
 )
+from worker.training.checkpoint_io import stored_content_hash
 from worker.training.corpus import builtin_prompts, sample_response
+from worker.training.lora import ModelRef, load_causal_lm, load_sequence_classifier, merged_model
 
-SIZES = {"114m": dict(n_layer=16, n_embd=768, n_head=12), "tiny": dict(n_layer=2, n_embd=64, n_head=2)}
+GPT2_SIZES = {"114m": dict(n_layer=16, n_embd=768, n_head=12), "tiny": dict(n_layer=2, n_embd=64, n_head=2)}
+# Qwen2-0.5B's and Qwen2-1.5B's layer shapes, as a Llama.
+LLAMA_SIZES = {
+    "0.5b": dict(num_hidden_layers=24, hidden_size=896, intermediate_size=4864, num_attention_heads=14,
+                 num_key_value_heads=2),
+    "1.5b": dict(num_hidden_layers=28, hidden_size=1536, intermediate_size=8960, num_attention_heads=12,
+                 num_key_value_heads=2),
+}
+SIZES = sorted(GPT2_SIZES) + sorted(LLAMA_SIZES)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--dtype", choices=["bfloat16", "float32"], default="bfloat16")
-    parser.add_argument("--size", choices=sorted(SIZES), default="114m")
+    parser.add_argument("--size", choices=SIZES, default="114m")
     parser.add_argument("--pairs", type=int, default=256)
     parser.add_argument("--lora-r", type=int, default=0, help="> 0: train LoRA adapters of this rank (peft)")
     parser.add_argument("--out", type=Path, help="also write the results here as JSON")
@@ -57,8 +70,9 @@ def main() -> None:
     transformers.logging.set_verbosity_error()
     work = Path(tempfile.mkdtemp(prefix="tuneloop-device-"))
     try:
-        policy = build_policy(work, SIZES[args.size])
-        parameters = sum(p.numel() for p in AutoModelForCausalLM.from_pretrained(policy).parameters())
+        policy = build_policy(work, args.size)
+        parameters = sum(p.numel() for p in load_causal_lm(policy).parameters())
+        base = ModelRef(policy, stored_content_hash(policy))
         pairs = rule_pairs(args.pairs)
         print(f"{args.size}: {parameters / 1e6:.1f}M parameters on {args.device} in {args.dtype}, "
               f"LoRA rank {args.lora_r or 'off'}; {len(pairs)} pairs", flush=True)
@@ -68,16 +82,16 @@ def main() -> None:
         results["reward_model"] = measure(
             args.device, "pairs", len(pairs), lambda on: fit_reward_model(
                 policy, pairs, RewardModelConfig(epochs=1, batch_size=16, eval_fraction=0.1, **common),
-                work / "rm", on_metrics=on), policy, work / "rm", AutoModelForSequenceClassification)
+                work / "rm", on_metrics=on), base, work / "rm", load_sequence_classifier)
         results["dpo"] = measure(
             args.device, "pairs", len(pairs), lambda on: run_dpo(
                 policy, pairs, DPOConfig(epochs=1, batch_size=16, **common), work / "dpo", on_metrics=on),
-            policy, work / "dpo", AutoModelForCausalLM)
+            base, work / "dpo", load_causal_lm)
         ppo = PPOConfig(steps=3, rollout_batch_size=16, minibatch_size=8, max_new_tokens=32, **common)
         results["ppo"] = measure(
             args.device, "rollouts", ppo.steps * ppo.rollout_batch_size, lambda on: run_ppo(
-                policy, work / "rm", [p.prompt for p in pairs], ppo, work / "ppo", on_metrics=on),
-            policy, work / "ppo", AutoModelForCausalLM)
+                policy, work / "rm", [p.prompt for p in pairs], ppo, work / "ppo", on_metrics=on, base=base),
+            base, work / "ppo", load_causal_lm)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(json.dumps(results, indent=2))
@@ -85,16 +99,20 @@ def main() -> None:
         args.out.write_text(json.dumps(results, indent=2))
 
 
-def build_policy(work: Path, size: dict) -> Path:
-    """A randomly initialised GPT-2 of `size` with the local tokenizer, saved as a HF directory."""
+def build_policy(work: Path, size: str) -> Path:
+    """A randomly initialised GPT-2 or Llama of `size` with the local tokenizer, saved as a HF directory."""
     tokenizer_source = build_base_model(work / "tokenizer", BaseModelConfig(
         n_layer=1, n_head=1, n_embd=16, examples=3000, steps=1, warmup_steps=1))
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_source)
     torch.manual_seed(0)
-    model = GPT2LMHeadModel(GPT2Config(
-        vocab_size=len(tokenizer), n_positions=256, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id, **size))
+    special = dict(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                   pad_token_id=tokenizer.pad_token_id)
+    if size in LLAMA_SIZES:
+        model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), max_position_embeddings=256,
+                                             tie_word_embeddings=True, **special, **LLAMA_SIZES[size]))
+    else:
+        model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_positions=256, resid_pdrop=0.0,
+                                           embd_pdrop=0.0, attn_pdrop=0.0, **special, **GPT2_SIZES[size]))
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(work / "policy")
     tokenizer.save_pretrained(work / "policy")
@@ -112,15 +130,22 @@ def rule_pairs(count: int) -> list[PreferencePair]:
     return pairs
 
 
-def measure(device: str, unit: str, count: int, train, policy: Path, out: Path, auto_class) -> dict:
+def directory_bytes(directory: Path) -> int:
+    return sum(f.stat().st_size for f in Path(directory).rglob("*") if f.is_file())
+
+
+def measure(device: str, unit: str, count: int, train, base: ModelRef, out: Path, load) -> dict:
     losses = []
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     started = time.perf_counter()
     train(lambda step, metrics: losses.append(metrics.get("loss", metrics.get("policy_loss"))))
     wall = time.perf_counter() - started
-    before = AutoModelForCausalLM.from_pretrained(policy).transformer.h[0].mlp.c_fc.weight
-    after = auto_class.from_pretrained(out).transformer.h[0].mlp.c_fc.weight  # the checkpoint loads back
+    # The first MLP weight of the first layer, before and as published (loaded the way rounds load it).
+    before = dict(load_causal_lm(base.path).named_parameters())
+    name = next(n for n in before if ".0.mlp." in n and n.endswith("weight"))
+    after = dict(merged_model(load(out, base)).named_parameters())
+    after_weight = next(value for key, value in after.items() if key.endswith(name.split(".", 1)[1]))
     result = {
         "wall_seconds": round(wall, 2),
         f"{unit}_per_second": round(count / wall, 1),
@@ -128,8 +153,11 @@ def measure(device: str, unit: str, count: int, train, policy: Path, out: Path, 
         "first_loss": losses[0],
         "last_loss": losses[-1],
         "losses_finite": all(loss is not None and loss == loss and abs(loss) != float("inf") for loss in losses),
-        "weights_moved": not torch.equal(before, after),
-        "saved_dtype": str(after.dtype),
+        "weights_moved": not torch.equal(before[name], after_weight),
+        "saved_dtype": str(after_weight.dtype),
+        "adapter": (out / "adapter_config.json").is_file(),
+        "checkpoint_mib": round(directory_bytes(out) / 2**20, 2),
+        "share_of_base": round(directory_bytes(out) / directory_bytes(base.path), 4),
         "peak_memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if device.startswith("cuda") else None,
     }
     print(f"{out.name}: {result}", flush=True)

@@ -271,7 +271,7 @@ class Evaluator:
 
     def __init__(self, base_dir: Path, prompts: list[str], rule: Rule, samples_per_prompt: int, seed: int):
         from app.settings import get_settings
-        from worker.models_cache import load_policy
+        from worker.models_cache import loaded_policy
 
         self.rule = rule
         self.prompts = prompts * samples_per_prompt
@@ -279,9 +279,10 @@ class Evaluator:
         settings = get_settings()
         self.generation = {"temperature": settings.generation_temperature,
                            "max_new_tokens": settings.generation_max_new_tokens}
-        self._load = load_policy
-        self.base_model, self.tokenizer = load_policy(base_dir)
-        self.base_samples = self.sample(self.base_model, seed + 1)
+        self._load = loaded_policy
+        # Bench rounds train every weight: each checkpoint is a model of its own, kept by reference.
+        with loaded_policy(base_dir) as (self.base_model, self.tokenizer):
+            self.base_samples = self.sample(self.base_model, seed + 1)
 
     def base_scores_are_yes_no(self) -> bool:
         return len({self.rule.score(s.prompt, s.text) for s in self.base_samples}) <= 2
@@ -290,8 +291,9 @@ class Evaluator:
         return generate_responses(model, self.tokenizer, self.prompts, batch_size=64, seed=seed, **self.generation)
 
     def evaluate(self, checkpoint_dir: Path) -> Evaluation:
-        model, _ = self._load(checkpoint_dir)
-        samples = self.sample(model, self.seed + 2)
+        with self._load(checkpoint_dir) as (model, _):
+            samples = self.sample(model, self.seed + 2)
+            kl = self.kl_to_base(model, samples)
         verdicts = [prefer(self.rule, new.prompt, new.text, base.text)
                     for new, base in zip(samples, self.base_samples)]
         wins = sum(1.0 if v == "a" else 0.5 if v == "tie" else 0.0 for v in verdicts)
@@ -301,7 +303,7 @@ class Evaluator:
             win_rate=wins / len(verdicts),
             ties=verdicts.count("tie") / len(verdicts),
             decisive_win_rate=verdicts.count("a") / decisive if decisive else 0.5,
-            kl=self.kl_to_base(model, samples),
+            kl=kl,
             mean_words=sum(len(s.text.split()) for s in samples) / len(samples),
         )
 

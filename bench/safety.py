@@ -108,12 +108,12 @@ class Judge:
 
     def __init__(self, prompts: list[str], rule, seed: int, samples_per_prompt: int = 2):
         from app.settings import get_settings
-        from worker.models_cache import load_policy
+        from worker.models_cache import loaded_policy
         from worker.training.generation import generate_responses
 
         self.rule, self.seed = rule, seed
         self.prompts = prompts * samples_per_prompt
-        self._load, self._generate = load_policy, generate_responses
+        self._load, self._generate = loaded_policy, generate_responses
         settings = get_settings()
         self.generation = {"temperature": settings.generation_temperature,
                            "max_new_tokens": settings.generation_max_new_tokens}
@@ -122,9 +122,9 @@ class Judge:
     def samples(self, directory: Path) -> list[str]:
         key = str(directory)
         if key not in self._cache:
-            model, tokenizer = self._load(directory)
-            generated = self._generate(model, tokenizer, self.prompts, batch_size=64, seed=self.seed + 11,
-                                       **self.generation)
+            with self._load(directory) as (model, tokenizer):
+                generated = self._generate(model, tokenizer, self.prompts, batch_size=64, seed=self.seed + 11,
+                                           **self.generation)
             self._cache[key] = [g.text for g in generated]
         return self._cache[key]
 

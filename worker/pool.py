@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.checkpoints.service import current_checkpoint, resolve_path, under_review
+from app.checkpoints.service import current_checkpoint, under_review
 from app.db import session_scope
 from app.feedback.items import create_item
 from app.models import Checkpoint, Item, ItemPurpose, Prompt, Sample
 from app.settings import get_settings
-from worker.models_cache import load_policy
+from worker.checkpoint_models import model_ref
+from worker.models_cache import loaded_policy
 from worker.training.generation import generate_responses
 from worker.training.sequences import Prompt as ModelPrompt
 from worker.training.sequences import prompt_of, tokenizer_fingerprint
@@ -69,13 +70,15 @@ def plan_refill(db: Session, rng: random.Random) -> Plan | None:
 
 def sample(checkpoint: Checkpoint, prompts: list[ModelPrompt], seed: int) -> list[dict]:
     settings = get_settings()
-    model, tokenizer = load_policy(resolve_path(checkpoint))
-    fingerprint = tokenizer_fingerprint(tokenizer)
+    with session_scope() as db:
+        path, base = model_ref(db, db.get(Checkpoint, checkpoint.id))
     generation = {"temperature": settings.generation_temperature,
                   "max_new_tokens": settings.generation_max_new_tokens, "seed": seed}
-    results = generate_responses(model, tokenizer, prompts, seed=seed,
-                                 temperature=generation["temperature"],
-                                 max_new_tokens=generation["max_new_tokens"])
+    with loaded_policy(path, base) as (model, tokenizer):
+        fingerprint = tokenizer_fingerprint(tokenizer)
+        results = generate_responses(model, tokenizer, prompts, seed=seed,
+                                     temperature=generation["temperature"],
+                                     max_new_tokens=generation["max_new_tokens"])
     # A byte-level tokenizer can emit a NUL byte, which PostgreSQL text refuses.
     return [{"checkpoint_id": checkpoint.id, "text": r.text.replace("\x00", "") or "(empty response)",
              "generation": generation | {"ended_with_eos": r.ended_with_eos},

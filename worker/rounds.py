@@ -30,7 +30,7 @@ from pathlib import Path
 from sqlalchemy import insert, select, update
 
 from app.checkpoints.model_dir import inspect_model_dir
-from app.checkpoints.service import add_checkpoint, current_checkpoint, make_current, resolve_path
+from app.checkpoints.service import add_checkpoint, current_checkpoint, make_current
 from app.db import session_scope
 from app.errors import Conflict
 from app.feedback.examples import comparisons_of, count, rating_rows
@@ -48,11 +48,13 @@ from app.rounds.lifecycle import claim_round, finish_round, heartbeat
 from app.rounds.schemas import RoundSettings
 from app.rounds.service import check_enough_ratings
 from app.settings import get_settings
+from worker.checkpoint_models import model_ref
 from worker.gates import Gate, policy_gates, reward_model_gate
 from worker.training.checkpoint_io import read_metadata
 from worker.training.data import PreferencePair, TrainingCancelled, TrainResult
 from worker.training.devices import GIB, DoesNotFit, check_fits, pick_device, resolve_dtype
 from worker.training.dpo import DPOConfig, run_dpo
+from worker.training.lora import is_adapter
 from worker.training.ppo import PPOConfig, run_ppo
 from worker.training.reward_model import RewardModelConfig, fit_reward_model
 from worker.training.sequences import prompt_of
@@ -63,8 +65,9 @@ PPO_PROMPTS = 512
 HELD_OUT_SHARE = 0.2  # of the comparisons: the reward model's and DPO's held-out accuracy
 PROBE_PROMPTS = 64  # active prompts the watch samples, never trained on by PPO
 DPO_MAX_EPOCHS = 8
-# lora_r null: models this large train LoRA adapters of this rank (the reference is the base with the
-# adapter off: no second copy); smaller ones train every weight.
+# lora_r null: models this large train LoRA adapters of this rank (published as adapters on their base;
+# the reference is the base with the adapter off: no second copy), and a round from an adapter checkpoint
+# trains that adapter on; smaller full models train every weight.
 LORA_FROM_PARAMETERS, DEFAULT_LORA_R = 300_000_000, 16
 # Watch checks over a policy phase that runs to its end. DPO can go from a KL of 1
 # to 100 nats in 10 steps on this project's small model (bench/README.md), so
@@ -198,7 +201,7 @@ def _train_and_publish(run: RoundRun) -> RoundStatus:
         if base is None:
             raise ValueError("no current checkpoint to train from")
         round_.base_checkpoint_id = base.id
-        base_id, base_path = base.id, resolve_path(base)
+        base_id, (base_path, full) = base.id, model_ref(db, base)
         prompts = [prompt_of(text, messages) for text, messages in db.execute(
             select(Prompt.text, Prompt.messages).where(Prompt.active.is_(True)).order_by(Prompt.id))]
     comparisons = snapshot_ratings(run.round_id, settings)
@@ -214,10 +217,10 @@ def _train_and_publish(run: RoundRun) -> RoundStatus:
     watch = WatchConfig(prompts=probe, kl_budget=settings.kl_budget, seed=settings.seed,
                         max_new_tokens=app_settings.generation_max_new_tokens,
                         temperature=app_settings.generation_temperature or 1.0)
-    parameters = inspect_model_dir(base_path).parameters
+    parameters = inspect_model_dir(full.path).parameters
     lora_r = settings.lora_r
     if lora_r is None:
-        lora_r = DEFAULT_LORA_R if (parameters or 0) > LORA_FROM_PARAMETERS else 0
+        lora_r = DEFAULT_LORA_R if is_adapter(base_path) or (parameters or 0) > LORA_FROM_PARAMETERS else 0
     device = pick_device("auto")
     dtype = resolve_dtype(app_settings.train_dtype, device)
     report |= {"lora_r": lora_r, "device": device.type, "dtype": dtype}
@@ -236,7 +239,7 @@ def _train_and_publish(run: RoundRun) -> RoundStatus:
         rm_steps = rm_config.epochs * rm_config.steps_per_epoch(len(comparisons))
         reward = fit_reward_model(base_path, comparisons, rm_config, work / "reward_model",
                                   on_metrics=run.metrics_callback("reward_model", 0.0, 0.3, rm_steps),
-                                  should_stop=run.should_stop)
+                                  should_stop=run.should_stop, base=full)
         run.log(f"reward model: {_summary(reward.metrics)}")
         report["reward_model"] = {"steps": int(reward.metrics["steps"]), "epochs": settings.reward_model_epochs,
                                   "train_comparisons": int(reward.metrics["train_pairs"]),
@@ -253,7 +256,7 @@ def _train_and_publish(run: RoundRun) -> RoundStatus:
         planned = config.steps
         result = run_ppo(base_path, reward.out_dir, train_prompts[:PPO_PROMPTS], config, out_dir,
                          on_metrics=run.metrics_callback("ppo", 0.3, 0.95, planned),
-                         should_stop=run.should_stop, watch=watch)
+                         should_stop=run.should_stop, watch=watch, base=full)
         metrics = {f"reward_model/{k}": v for k, v in reward.metrics.items()}
     else:
         config = DPOConfig(seed=settings.seed, learning_rate=settings.learning_rate, beta=settings.kl_coef,
@@ -264,7 +267,7 @@ def _train_and_publish(run: RoundRun) -> RoundStatus:
         watch.every = max(1, math.ceil(planned / CHECKS_PER_ROUND))
         result = run_dpo(base_path, decisive, config, out_dir,
                          on_metrics=run.metrics_callback("dpo", 0.0, 0.95, planned),
-                         should_stop=run.should_stop, watch=watch)
+                         should_stop=run.should_stop, watch=watch, base=full)
         metrics = {}
     run.log(f"{settings.algorithm}: {_summary(result.metrics)}")
     report["policy"] = {"steps_planned": planned, "steps_run": int(result.metrics["steps"]),

@@ -26,9 +26,10 @@ class RoundSettings(BaseModel):
         "checkpoint it started from, on held-out prompts, goes beyond it"))
     reward_model_epochs: int = Field(2, ge=1, le=100)
     lora_r: int | None = Field(None, ge=0, le=1024, description=(
-        "LoRA rank for the policy, the reference and the reward model: 0 trains every weight; null chooses "
-        "(LoRA of rank 16 for models over 300M parameters, every weight below). The result is merged into a "
-        "full checkpoint."))
+        "LoRA rank for the policy and the reward model: 0 trains every weight and publishes a full checkpoint; "
+        "null chooses (LoRA of rank 16 for models over 300M parameters, every weight below; a round from an "
+        "adapter checkpoint trains its adapter on, at its own rank). A LoRA round publishes its adapter alone, "
+        "naming the base model it adapts by content hash."))
     ratings: Literal["all", "since_last_round"] = Field(
         "all", description="which human ratings the round trains on")
     seed: int = Field(0, ge=0, le=2**31 - 1)

@@ -26,3 +26,6 @@ def test_the_device_proof_trains_all_three_on_a_cpu_dry_run(tmp_path, lora_r):
     for trainer in ("reward_model", "dpo", "ppo"):
         assert results[trainer]["losses_finite"] and results[trainer]["weights_moved"], results[trainer]
         assert results[trainer]["saved_dtype"] == "torch.float32"  # bf16 autocast, float32 weights
+        # With LoRA the checkpoint is an adapter on its base, loaded back through it.
+        assert results[trainer]["adapter"] == (lora_r > 0), results[trainer]
+        assert (results[trainer]["share_of_base"] < 0.5) == (lora_r > 0), results[trainer]

@@ -9,10 +9,11 @@ import subprocess
 import sys
 
 import pytest
-from sqlalchemy import select
+import torch
+from sqlalchemy import func, select
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from app.checkpoints.service import register_checkpoint
+from app.checkpoints.service import make_current, register_checkpoint
 from app.db import session_scope
 from app.errors import InvalidInput
 from app.models import Checkpoint, Prompt, Sample, TrainingRound
@@ -29,8 +30,10 @@ from worker.rounds import snapshot_ratings
 from worker.rules import RULES
 from worker.simulated_raters import answer_item
 from worker.training.base_model import ChatModelConfig, build_base_model
+from worker.training.checkpoint_io import content_hash, read_metadata
 from worker.training.corpus import builtin_prompts
 from worker.training.generation import generate_responses
+from worker.training.lora import ModelRef, load_causal_lm
 from worker.training.packing import encode_pairs
 from worker.training.sequences import encode_prompts, prompt_of, response_end_id
 
@@ -107,26 +110,49 @@ def test_the_loop_on_a_chat_model_uses_its_template_and_the_ids_it_sampled(db, c
         assert tuple(chosen_ids) in sampled and tuple(rejected_ids) in sampled
 
     # A round trains LoRA adapters on them (the reference: the adapter switched off) and publishes
-    # a model that generates through the same template.
+    # the adapter alone, naming the registered model by content hash.
     with session_scope() as session:
         session.delete(session.get(TrainingRound, round_id))  # that one only took the snapshot
     round_ = run({"algorithm": "dpo", "policy_steps": 8, "seed": 0, "lora_r": 4}, db)
     assert round_.status in ("succeeded", "rejected"), (round_.error, round_.log)
     assert round_.report["lora_r"] == 4 and round_.report["policy"]["steps_run"] >= 1
-    if round_.produced_checkpoint_id:
-        produced = db.get(Checkpoint, round_.produced_checkpoint_id)
-        assert AutoTokenizer.from_pretrained(get_settings().checkpoint_dir / produced.path).chat_template
+    assert round_.produced_checkpoint_id, round_.report["policy"]
+    produced, base = db.get(Checkpoint, round_.produced_checkpoint_id), db.get(Checkpoint, round_.base_checkpoint_id)
+    adapter = get_settings().checkpoint_dir / produced.path
+    assert (adapter / "adapter_model.safetensors").is_file() and not (adapter / "model.safetensors").exists()
+    assert read_metadata(adapter)["base"] == {"content_hash": content_hash(chat_model)} == {
+        "content_hash": base.content_hash}
+    assert AutoTokenizer.from_pretrained(adapter).chat_template
+    adapter_bytes = sum(f.stat().st_size for f in adapter.iterdir())
+    assert adapter_bytes < sum(f.stat().st_size for f in chat_model.iterdir()) / 2
 
-    # `tuneloop checkpoint export ID DIR`: a standalone model that transformers loads and that
-    # generates through its own template, stopping at the turn end.
+    # Live, it generates: the pool samples the adapter and, for the raters' progress comparisons,
+    # its parent, from one loaded copy of the base.
+    make_current(db, produced)
+    db.commit()
+    monkeypatch.setenv("TUNELOOP_POOL_TARGET", "128")
+    monkeypatch.setenv("TUNELOOP_PROGRESS_SHARE", "0.5")
+    reset_app_caches()
+    assert refill_pool(seed=1) > 0
+    db.expire_all()
+    by = {c: db.scalar(select(func.count(Sample.id)).where(Sample.checkpoint_id == c)) for c in (produced.id, base.id)}
+    assert by[produced.id] > 0 and by[base.id] > 64, by
+
+    # `tuneloop checkpoint export ID DIR`: the adapter merged into a standalone model that transformers
+    # loads, that computes what the adapter on its base computes, and that generates through its own
+    # template, stopping at the turn end.
     exported = tmp_path / "exported"
-    latest = db.scalar(select(Checkpoint).order_by(Checkpoint.version.desc()).limit(1))
-    result = subprocess.run([sys.executable, "-m", "app.cli", "checkpoint", "export", str(latest.id), str(exported)],
+    result = subprocess.run([sys.executable, "-m", "app.cli", "checkpoint", "export", str(produced.id), str(exported)],
                             env=dict(os.environ), capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     model, tokenizer = AutoModelForCausalLM.from_pretrained(exported), AutoTokenizer.from_pretrained(exported)
+    ids = torch.tensor([encode_prompts(tokenizer, [(("user", "Tell me about the garden."),)])[0]])
+    on_base = load_causal_lm(adapter, ModelRef(chat_model, base.content_hash)).eval()
+    with torch.no_grad():
+        assert torch.allclose(model(ids).logits, on_base(ids).logits, atol=1e-4)
+        assert not torch.allclose(model(ids).logits, AutoModelForCausalLM.from_pretrained(chat_model)(ids).logits)
     [sample] = generate_responses(model, tokenizer, [(("user", "Tell me about the garden."),)], seed=0)
     assert tokenizer.chat_template and sample.text
-    again = subprocess.run([sys.executable, "-m", "app.cli", "checkpoint", "export", str(latest.id), str(exported)],
+    again = subprocess.run([sys.executable, "-m", "app.cli", "checkpoint", "export", str(produced.id), str(exported)],
                            env=dict(os.environ), capture_output=True, text=True, timeout=120)
     assert again.returncode == 2 and "already exists" in again.stderr

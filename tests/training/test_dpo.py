@@ -28,13 +28,6 @@ def test_dpo_lowers_the_loss_changes_the_weights_and_publishes(tmp_path, tiny_ba
     assert not torch.equal(mlp_weight(tiny_base_model), mlp_weight(result.out_dir))
 
 
-def test_lora_checkpoint_is_merged_into_a_plain_directory(tmp_path, tiny_base_model, colour_pairs):
-    config = DPOConfig(epochs=1, batch_size=16, learning_rate=1e-3, lora_r=4)
-    result = run_dpo(tiny_base_model, colour_pairs, config, tmp_path / "dpo")
-    assert not (result.out_dir / "adapter_config.json").exists()
-    assert not torch.equal(mlp_weight(tiny_base_model), mlp_weight(result.out_dir))
-
-
 def test_cancellation_leaves_no_checkpoint(tmp_path, tiny_base_model, colour_pairs):
     with pytest.raises(TrainingCancelled):
         run_dpo(tiny_base_model, colour_pairs, SMOKE, tmp_path / "dpo", should_stop=lambda: True)

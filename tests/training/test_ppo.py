@@ -61,8 +61,7 @@ def test_adaptive_kl_and_lora(tmp_path, tiny_base_model, tiny_reward_model):
                      on_metrics=lambda step, m: seen.append(m))
     # Step 1 sees KL 0 < target, so the adaptive coefficient shrinks.
     assert seen[0]["kl_coef"] < config.kl_coef
-    assert not (result.out_dir / "adapter_config.json").exists()
-    assert not torch.equal(mlp_weight(tiny_base_model), mlp_weight(result.out_dir))
+    assert (result.out_dir / "adapter_config.json").is_file()
 
 
 def test_cancellation_leaves_no_checkpoint(tmp_path, tiny_base_model, tiny_reward_model):

@@ -49,15 +49,6 @@ def test_scorer_normalises_rewards_over_the_training_responses(tmp_path, tiny_ba
     assert rewards.std().item() == pytest.approx(1.0, abs=1e-3)
 
 
-def test_lora_checkpoint_is_merged_into_a_plain_directory(tmp_path, tiny_base_model, colour_pairs):
-    config = RewardModelConfig(epochs=1, batch_size=16, learning_rate=1e-3, lora_r=4)
-    result = fit_reward_model(tiny_base_model, colour_pairs, config, tmp_path / "rm")
-    assert not (result.out_dir / "adapter_config.json").exists()
-    before = AutoModelForCausalLM.from_pretrained(tiny_base_model)
-    after = AutoModelForSequenceClassification.from_pretrained(result.out_dir)
-    assert not torch.equal(first_layer_weight(before), first_layer_weight(after))
-
-
 def test_cancellation_leaves_no_checkpoint(tmp_path, tiny_base_model, colour_pairs):
     calls = []
 

@@ -1,8 +1,9 @@
 """Writing checkpoints so that a directory at its final path is always complete.
 
 A checkpoint is written to a hidden temporary sibling of its final path,
-described by `tuneloop.json` (algorithm, config, metrics, parent, time and a
-sha256 over every other file), flushed to disk, loaded back once, and only
+described by `tuneloop.json` (algorithm, config, metrics, parent, time, for
+an adapter the content hash of the base it adapts, and a sha256 over every
+other file), flushed to disk, loaded back once, and only
 then renamed into place. A rename within one filesystem is atomic, so a crash
 leaves at most a temporary directory, never a half checkpoint at the final
 path.
@@ -19,9 +20,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from peft import PeftConfig
+from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
 METADATA_FILE = "tuneloop.json"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
 # Marks a staging directory: `.<name>.partial-<random>` beside the checkpoint it becomes.
 PARTIAL = ".partial-"
 # Checkpoints whose weights are a scalar-head classifier rather than a causal LM.
@@ -53,15 +57,30 @@ def read_metadata(directory: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
+def stored_content_hash(directory: Path) -> str:
+    """The hash a checkpoint was published with, or, for a directory tuneloop did not write, computed."""
+    path = Path(directory) / METADATA_FILE
+    return read_metadata(directory)["content_hash"] if path.is_file() else content_hash(directory)
+
+
 def verify_checkpoint(directory: Path, load_weights: bool = True) -> dict[str, Any]:
-    """Check the metadata and content hash (and that the model loads); return the metadata."""
+    """Check the metadata and content hash (and that the weights load); return the metadata.
+    An adapter checkpoint's weights and config are read without its base."""
     metadata = read_metadata(directory)
     actual = content_hash(directory)
     if actual != metadata.get("content_hash"):
         raise CheckpointError(
             f"{directory}: content hash {actual} does not match {metadata.get('content_hash')}"
         )
-    if load_weights:
+    if load_weights and (Path(directory) / ADAPTER_WEIGHTS).is_file():
+        try:
+            PeftConfig.from_pretrained(directory)
+            load_file(Path(directory) / ADAPTER_WEIGHTS)
+        except Exception as error:
+            raise CheckpointError(f"{directory}: its adapter does not load: {error}") from error
+        if "content_hash" not in metadata.get("base", {}):
+            raise CheckpointError(f"{directory}: an adapter that names no base model")
+    elif load_weights:
         model_class = (
             AutoModelForSequenceClassification
             if metadata["algorithm"] in SEQUENCE_CLASSIFIER_ALGORITHMS

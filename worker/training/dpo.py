@@ -26,15 +26,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from peft import PeftModel, TaskType
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from peft import PeftModel
+from transformers import AutoTokenizer
 
-from worker.training.checkpoint_io import write_checkpoint
 from worker.training.data import PreferencePair, TrainingCancelled, TrainResult, steps_per_epoch
 from worker.training.devices import autocast_for, pick_device
 from worker.training.kernels import adamw, use_fused_activations
 from worker.training.logprobs import reference_logprobs, token_logprobs
-from worker.training.lora import add_lora, merged_model
+from worker.training.lora import ModelRef, as_parent, load_policy_for_training, write_trained
 from worker.training.losses import dpo_loss
 from worker.training.packing import encode_pairs, pack_pairs, packed_response_logps, supports_packing
 from worker.training.sequences import ensure_pad_token, pad_prompt_response
@@ -77,7 +76,9 @@ def run_dpo(
     on_metrics: Callable[[int, dict[str, float]], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     watch: WatchConfig | None = None,
+    base: ModelRef | None = None,
 ) -> TrainResult:
+    """`base`: the full model under `policy_dir` (required when it is an adapter checkpoint)."""
     if not pairs:
         raise ValueError("DPO needs at least one preference pair")
     # Setup.
@@ -86,9 +87,7 @@ def run_dpo(
     device = pick_device(config.device)
     tokenizer = AutoTokenizer.from_pretrained(policy_dir)
     ensure_pad_token(tokenizer)
-    policy = use_fused_activations(AutoModelForCausalLM.from_pretrained(policy_dir))
-    if config.lora_r > 0:
-        policy = add_lora(policy, config.lora_r, config.lora_alpha, TaskType.CAUSAL_LM)
+    policy = load_policy_for_training(policy_dir, base, config.lora_r, config.lora_alpha, use_fused_activations)
     policy.to(device).eval()
     optimizer = adamw(
         [p for p in policy.parameters() if p.requires_grad], lr=config.learning_rate, weight_decay=0.0
@@ -208,13 +207,8 @@ def run_dpo(
         if guard.kept.step == 0:  # nothing passed the checks: the parent is all there is, save nothing
             return TrainResult(None, summary, guard.report())
         guard.restore(policy)
-    policy = merged_model(policy)
-
-    def save(directory: Path) -> None:
-        policy.save_pretrained(directory)
-        tokenizer.save_pretrained(directory)
-
-    write_checkpoint(out_dir, save, algorithm=ALGORITHM, config=asdict(config), metrics=summary, parent=str(policy_dir))
+    write_trained(out_dir, policy, tokenizer, algorithm=ALGORITHM, config=asdict(config), metrics=summary,
+                  parent=policy_dir, base=base)
     return TrainResult(Path(out_dir), summary, guard.report() if guard else {})
 
 
@@ -228,7 +222,7 @@ def _reference_logps(
     """Chosen and rejected log-probs (N,) under the starting policy (adapter off under LoRA)."""
     batches = [list(range(i, min(i + batch_size, n_pairs))) for i in range(0, n_pairs, batch_size)]
     if isinstance(policy, PeftModel):
-        with policy.disable_adapter():
+        with as_parent(policy):
             results = [response_logps(policy, rows) for rows in batches]
     else:
         results = [response_logps(policy, rows) for rows in batches]

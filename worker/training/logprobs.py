@@ -2,9 +2,9 @@
 
 import torch
 import torch.nn.functional as F
-from peft import PeftModel
 from transformers import PreTrainedModel
 
+from worker.training.lora import as_parent
 from worker.training.packing import unpadded_call
 
 
@@ -37,9 +37,9 @@ def reference_logprobs(
     attention_mask: torch.Tensor,
     temperature: float = 1.0,
 ) -> torch.Tensor:
-    """Log-probs (B, T-1) under the frozen reference: a copy, or the policy without its LoRA adapter."""
+    """Log-probs (B, T-1) under the frozen reference: a copy, or the policy as it started
+    (its parent's adapter, or no adapter: worker.training.lora.as_parent)."""
     if reference is not None:
         return token_logprobs(reference, input_ids, attention_mask, temperature)[0]
-    assert isinstance(policy, PeftModel), "without a reference copy the policy must carry a LoRA adapter"
-    with policy.disable_adapter():
+    with as_parent(policy):
         return token_logprobs(policy, input_ids, attention_mask, temperature)[0]

@@ -29,17 +29,23 @@ from pathlib import Path
 
 import torch
 from peft import TaskType
-from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoTokenizer
 
 from worker.training.advantages import gae
-from worker.training.checkpoint_io import write_checkpoint
 from worker.training.data import TrainingCancelled, TrainResult
 from worker.training.devices import autocast_for, pick_device
 from worker.training.generation import generate_responses
 from worker.training.kernels import adamw, use_fused_activations
 from worker.training.kl_control import AdaptiveKLController, FixedKLController
 from worker.training.logprobs import reference_logprobs, token_logprobs
-from worker.training.lora import add_lora, merged_model, unwrap_model
+from worker.training.lora import (
+    ModelRef,
+    add_lora,
+    load_policy_for_training,
+    load_sequence_classifier,
+    unwrap_model,
+    write_trained,
+)
 from worker.training.losses import (
     entropy_from_logits,
     kl_k1,
@@ -95,7 +101,10 @@ def run_ppo(
     on_metrics: Callable[[int, dict[str, float]], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     watch: WatchConfig | None = None,
+    base: ModelRef | None = None,
 ) -> TrainResult:
+    """`base`: the full model under `policy_dir` and `reward_model_dir` (required when either is
+    an adapter checkpoint)."""
     if not prompts:
         raise ValueError("PPO needs at least one prompt")
     # Setup.
@@ -104,9 +113,9 @@ def run_ppo(
     device = pick_device(config.device)
     tokenizer = AutoTokenizer.from_pretrained(policy_dir)
     ensure_pad_token(tokenizer)
-    policy = use_fused_activations(AutoModelForCausalLM.from_pretrained(policy_dir))
-    value_model = use_fused_activations(AutoModelForSequenceClassification.from_pretrained(reward_model_dir))
-    scorer = RewardScorer(reward_model_dir, config.device)
+    policy = load_policy_for_training(policy_dir, base, config.lora_r, config.lora_alpha, use_fused_activations)
+    value_model = use_fused_activations(load_sequence_classifier(reward_model_dir, base))
+    scorer = RewardScorer(reward_model_dir, config.device, base)
     if scorer.tokenizer.get_vocab() != tokenizer.get_vocab():
         # The value model (a copy of the reward model) reads the policy's token ids.
         raise ValueError("the reward model must share the policy's tokenizer")
@@ -114,8 +123,7 @@ def run_ppo(
         # Match the head's scale to the normalised rewards the values predict.
         unwrap_model(value_model).score.weight.div_(scorer.std)
     if config.lora_r > 0:
-        # The reference is the policy with its adapter switched off.
-        policy = add_lora(policy, config.lora_r, config.lora_alpha, TaskType.CAUSAL_LM)
+        # The reference is the policy as it started (worker.training.lora.as_parent).
         value_model = add_lora(value_model, config.lora_r, config.lora_alpha, TaskType.SEQ_CLS)
         reference = None
     else:
@@ -245,20 +253,7 @@ def run_ppo(
         if guard.kept.step == 0:  # nothing passed the checks: the parent is all there is, save nothing
             return TrainResult(None, summary, guard.report())
         guard.restore(policy)
-    policy = merged_model(policy)
-
-    def save(directory: Path) -> None:
-        policy.save_pretrained(directory)
-        tokenizer.save_pretrained(directory)
-
-    write_checkpoint(
-        out_dir,
-        save,
-        algorithm=ALGORITHM,
-        config=asdict(config),
-        metrics=summary,
-        parent=str(policy_dir),
-        extra_metadata={"reward_model": str(reward_model_dir)},
-    )
+    write_trained(out_dir, policy, tokenizer, algorithm=ALGORITHM, config=asdict(config), metrics=summary,
+                  parent=policy_dir, base=base, extra_metadata={"reward_model": str(reward_model_dir)})
     return TrainResult(Path(out_dir), summary, guard.report() if guard else {})
 

@@ -21,11 +21,18 @@ import torch
 from peft import TaskType
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 
-from worker.training.checkpoint_io import read_metadata, write_checkpoint
+from worker.training.checkpoint_io import read_metadata
 from worker.training.data import PreferencePair, TrainingCancelled, TrainResult, steps_per_epoch
 from worker.training.devices import autocast_for, pick_device
 from worker.training.kernels import adamw, use_fused_activations
-from worker.training.lora import add_lora, merged_model, unwrap_model
+from worker.training.lora import (
+    ModelRef,
+    add_lora,
+    full_model_dir,
+    load_sequence_classifier,
+    unwrap_model,
+    write_trained,
+)
 from worker.training.losses import bradley_terry_loss
 from worker.training.packing import (
     encode_pairs,
@@ -73,7 +80,10 @@ def fit_reward_model(
     out_dir: Path,
     on_metrics: Callable[[int, dict[str, float]], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    base: ModelRef | None = None,
 ) -> TrainResult:
+    """A reward model on the full model under `policy_dir` (`base`, required when the policy is an
+    adapter checkpoint), with the policy's tokenizer; with LoRA it is saved as an adapter and its head."""
     # Setup.
     random.seed(config.seed)
     torch.manual_seed(config.seed)
@@ -81,7 +91,7 @@ def fit_reward_model(
     tokenizer = AutoTokenizer.from_pretrained(policy_dir)
     ensure_pad_token(tokenizer)
     model = use_fused_activations(AutoModelForSequenceClassification.from_pretrained(
-        policy_dir, num_labels=1, pad_token_id=tokenizer.pad_token_id
+        full_model_dir(policy_dir, base), num_labels=1, pad_token_id=tokenizer.pad_token_id
     ))
     if config.lora_r > 0:
         model = add_lora(model, config.lora_r, config.lora_alpha, TaskType.SEQ_CLS)
@@ -169,12 +179,6 @@ def fit_reward_model(
     normalisation = {"mean": reference_rewards.mean().item(), "std": reference_rewards.std().clamp(min=1e-6).item()}
 
     # Checkpoint.
-    model = merged_model(model)
-
-    def save(directory: Path) -> None:
-        model.save_pretrained(directory)
-        tokenizer.save_pretrained(directory)
-
     summary = {
         **{k: v for k, v in metrics.items() if k != "epoch"},
         "steps": float(step),
@@ -185,15 +189,8 @@ def fit_reward_model(
         "reward_mean": normalisation["mean"],
         "reward_std": normalisation["std"],
     }
-    write_checkpoint(
-        out_dir,
-        save,
-        algorithm=ALGORITHM,
-        config=asdict(config),
-        metrics=summary,
-        parent=str(policy_dir),
-        extra_metadata={"reward_normalisation": normalisation},
-    )
+    write_trained(out_dir, model, tokenizer, algorithm=ALGORITHM, config=asdict(config), metrics=summary,
+                  parent=policy_dir, base=base, extra_metadata={"reward_normalisation": normalisation})
     return TrainResult(Path(out_dir), summary)
 
 
@@ -226,12 +223,12 @@ def token_scores(model: PreTrainedModel, input_ids: torch.Tensor, attention_mask
 class RewardScorer:
     """A saved reward model that scores text, normalised to mean 0 / std 1."""
 
-    def __init__(self, directory: Path, device: str = "auto"):
+    def __init__(self, directory: Path, device: str = "auto", base: ModelRef | None = None):
         self.device = pick_device(device)
         self.tokenizer = AutoTokenizer.from_pretrained(directory)
         ensure_pad_token(self.tokenizer)
         self.model = use_fused_activations(
-            AutoModelForSequenceClassification.from_pretrained(directory)).to(self.device).eval()
+            load_sequence_classifier(directory, base)).to(self.device).eval()
         normalisation = read_metadata(directory).get("reward_normalisation", {"mean": 0.0, "std": 1.0})
         self.mean, self.std = normalisation["mean"], normalisation["std"]
 
