@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoTokenizer
 
 from worker.rules import prefer, satisfaction
 from worker.training import (
@@ -28,6 +28,9 @@ from worker.training import (
     run_dpo,
     run_ppo,
 )
+from worker.training.base_model import ChatModelConfig
+from worker.training.checkpoint_io import stored_content_hash
+from worker.training.lora import ModelRef, load_causal_lm
 
 pytestmark = pytest.mark.slow
 
@@ -41,7 +44,7 @@ SMALL_BASE = BaseModelConfig(n_layer=2, examples=10_000, steps=200)
 
 def rated_pairs(model_dir: Path, prompts: list[str], seed: int) -> list[PreferencePair]:
     """Two samples per prompt from the model, judged by the hidden rule (ties kept)."""
-    model, tokenizer = AutoModelForCausalLM.from_pretrained(model_dir), AutoTokenizer.from_pretrained(model_dir)
+    model, tokenizer = load_causal_lm(model_dir), AutoTokenizer.from_pretrained(model_dir)
     first = generate_responses(model, tokenizer, prompts, max_new_tokens=40, batch_size=100, seed=seed)
     second = generate_responses(model, tokenizer, prompts, max_new_tokens=40, batch_size=100, seed=seed + 1)
     rng = random.Random(seed)
@@ -53,8 +56,8 @@ def rated_pairs(model_dir: Path, prompts: list[str], seed: int) -> list[Preferen
     return pairs
 
 
-def satisfaction_rate(model_dir: Path) -> float:
-    model, tokenizer = AutoModelForCausalLM.from_pretrained(model_dir), AutoTokenizer.from_pretrained(model_dir)
+def satisfaction_rate(model_dir: Path, base: ModelRef | None = None) -> float:
+    model, tokenizer = load_causal_lm(model_dir, base).eval(), AutoTokenizer.from_pretrained(model_dir)
     samples = generate_responses(model, tokenizer, FRESH_PROMPTS * 2, max_new_tokens=40, batch_size=84, seed=7)
     return sum(satisfaction(RULE, s.prompt, s.text) for s in samples) / len(samples)
 
@@ -104,3 +107,17 @@ def test_dpo_learns_the_hidden_rule(tmp_path, small_base_model, training_pairs, 
     assert dpo.metrics["reward_accuracy"] > 0.8
     dpo_rate = satisfaction_rate(dpo.out_dir)
     assert dpo_rate >= base_rate + 0.25, (base_rate, dpo_rate)
+
+
+def test_dpo_through_lora_adapters_on_a_llama_chat_model_learns_the_hidden_rule(tmp_path_factory, tmp_path):
+    """The same rule, learned by a rank-8 adapter on a Llama with a chat template (prompts rendered
+    through it) and published as the adapter alone."""
+    base = build_base_model(tmp_path_factory.mktemp("models") / "llama", ChatModelConfig(
+        architecture="llama", n_layer=2, examples=10_000, steps=200))
+    rate = satisfaction_rate(base)
+    assert 0.1 < rate < 0.5, rate
+    dpo = run_dpo(base, rated_pairs(base, TRAIN_PROMPTS, seed=1), DPOConfig(epochs=2, lora_r=8, learning_rate=1e-3),
+                  tmp_path / "dpo")
+    assert (dpo.out_dir / "adapter_model.safetensors").is_file() and not (dpo.out_dir / "model.safetensors").exists()
+    tuned = satisfaction_rate(dpo.out_dir, ModelRef(base, stored_content_hash(base)))
+    assert tuned >= rate + 0.3, (rate, tuned)  # measured: 0.26 -> 0.94
