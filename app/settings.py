@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     # Memory a round may plan to use, in GiB (0: the device's free memory). A round whose estimate
     # (worker/training/devices.py) exceeds it fails at once, saying what it needed.
     train_memory_gib: float = 0.0
+    # Gradient checkpointing: recompute activations in the backward pass instead of keeping them
+    # (about a third more compute, activation memory of one layer). "auto": on above 300M parameters.
+    train_gradient_checkpointing: Literal["auto", "on", "off"] = "auto"
     # A round needs at least this many decisive comparisons (a preferred answer, or two
     # different scores for one prompt) among the ratings it would use; fewer cannot fit
     # a reward model or a policy that generalises, and is refused at launch.

@@ -67,7 +67,8 @@ PROBE_PROMPTS = 64  # active prompts the watch samples, never trained on by PPO
 DPO_MAX_EPOCHS = 8
 # lora_r null: models this large train LoRA adapters of this rank (published as adapters on their base;
 # the reference is the base with the adapter off: no second copy), and a round from an adapter checkpoint
-# trains that adapter on; smaller full models train every weight.
+# trains that adapter on; smaller full models train every weight. Models this large also train with
+# gradient checkpointing when TUNELOOP_TRAIN_GRADIENT_CHECKPOINTING is "auto".
 LORA_FROM_PARAMETERS, DEFAULT_LORA_R = 300_000_000, 16
 # Watch checks over a policy phase that runs to its end. DPO can go from a KL of 1
 # to 100 nats in 10 steps on this project's small model (bench/README.md), so
@@ -223,7 +224,9 @@ def _train_and_publish(run: RoundRun) -> RoundStatus:
         lora_r = DEFAULT_LORA_R if is_adapter(base_path) or (parameters or 0) > LORA_FROM_PARAMETERS else 0
     device = pick_device("auto")
     dtype = resolve_dtype(app_settings.train_dtype, device)
-    report |= {"lora_r": lora_r, "device": device.type, "dtype": dtype}
+    checkpointing = {"on": True, "off": False}.get(app_settings.train_gradient_checkpointing,
+                                                   (parameters or 0) > LORA_FROM_PARAMETERS)
+    report |= {"lora_r": lora_r, "device": device.type, "dtype": dtype, "gradient_checkpointing": checkpointing}
     if parameters is not None:  # safetensors: the size is known before loading anything
         limit = int(app_settings.train_memory_gib * GIB) or None
         needed = check_fits(parameters, ["reward_model", "ppo"] if settings.algorithm == "ppo" else ["dpo"],
@@ -235,7 +238,8 @@ def _train_and_publish(run: RoundRun) -> RoundStatus:
 
     if settings.algorithm == "ppo":
         rm_config = RewardModelConfig(seed=settings.seed, epochs=settings.reward_model_epochs,
-                                      eval_fraction=HELD_OUT_SHARE, lora_r=lora_r, dtype=dtype)
+                                      eval_fraction=HELD_OUT_SHARE, lora_r=lora_r, dtype=dtype,
+                                      gradient_checkpointing=checkpointing)
         rm_steps = rm_config.epochs * rm_config.steps_per_epoch(len(comparisons))
         reward = fit_reward_model(base_path, comparisons, rm_config, work / "reward_model",
                                   on_metrics=run.metrics_callback("reward_model", 0.0, 0.3, rm_steps),
@@ -251,7 +255,8 @@ def _train_and_publish(run: RoundRun) -> RoundStatus:
             return _reject(run, gates, report)
         watch.every = max(1, math.ceil(settings.policy_steps / CHECKS_PER_ROUND))
         config = PPOConfig(seed=settings.seed, steps=settings.policy_steps, lora_r=lora_r, dtype=dtype,
-                           learning_rate=settings.learning_rate, kl_coef=settings.kl_coef)
+                           learning_rate=settings.learning_rate, kl_coef=settings.kl_coef,
+                           gradient_checkpointing=checkpointing)
         random.Random(settings.seed).shuffle(train_prompts)
         planned = config.steps
         result = run_ppo(base_path, reward.out_dir, train_prompts[:PPO_PROMPTS], config, out_dir,
@@ -261,7 +266,7 @@ def _train_and_publish(run: RoundRun) -> RoundStatus:
     else:
         config = DPOConfig(seed=settings.seed, learning_rate=settings.learning_rate, beta=settings.kl_coef,
                            eval_fraction=HELD_OUT_SHARE, max_steps=settings.policy_steps, lora_r=lora_r,
-                           dtype=dtype)
+                           dtype=dtype, gradient_checkpointing=checkpointing)
         config.epochs = min(DPO_MAX_EPOCHS, math.ceil(settings.policy_steps / config.steps_per_epoch(len(decisive))))
         planned = config.planned_steps(len(decisive))
         watch.every = max(1, math.ceil(planned / CHECKS_PER_ROUND))

@@ -74,6 +74,7 @@ def test_the_loop_on_a_chat_model_uses_its_template_and_the_ids_it_sampled(db, c
                                                                          train_queue, tmp_path):
     monkeypatch.setenv("TUNELOOP_POOL_TARGET", "64")
     monkeypatch.setenv("TUNELOOP_PROMOTION", "gates")
+    monkeypatch.setenv("TUNELOOP_TRAIN_GRADIENT_CHECKPOINTING", "on")
     reset_app_caches()
     shutil.rmtree(get_settings().checkpoint_dir, ignore_errors=True)
     register_checkpoint(db, chat_model, name="chat")
@@ -116,6 +117,7 @@ def test_the_loop_on_a_chat_model_uses_its_template_and_the_ids_it_sampled(db, c
     round_ = run({"algorithm": "dpo", "policy_steps": 8, "seed": 0, "lora_r": 4}, db)
     assert round_.status in ("succeeded", "rejected"), (round_.error, round_.log)
     assert round_.report["lora_r"] == 4 and round_.report["policy"]["steps_run"] >= 1
+    assert round_.report["gradient_checkpointing"] is True
     assert round_.produced_checkpoint_id, round_.report["policy"]
     produced, base = db.get(Checkpoint, round_.produced_checkpoint_id), db.get(Checkpoint, round_.base_checkpoint_id)
     adapter = get_settings().checkpoint_dir / produced.path

@@ -24,3 +24,33 @@ def test_a_round_that_cannot_fit_says_what_it_needs_and_what_there_is():
                                          r"and there are 24\.0 GiB: use LoRA"):
         check_fits(7_000_000_000, ["dpo"], lora=False, device=torch.device("cpu"), limit_bytes=24 * GIB)
     assert check_fits(7_000_000_000, ["dpo"], lora=True, device=torch.device("cpu"), limit_bytes=40 * GIB) > 0
+
+
+@pytest.mark.parametrize("lora_r", [0, 4])
+def test_gradient_checkpointing_recomputes_each_layer_and_trains_the_same(tmp_path, tiny_base_model, colour_pairs,
+                                                                          lora_r):
+    from transformers.models.gpt2.modeling_gpt2 import GPT2MLP
+
+    from worker.training import DPOConfig, run_dpo
+
+    calls = []
+    original = GPT2MLP.forward  # inside the checkpointed block: runs again when recomputed
+
+    def counted(self, *args, **kwargs):
+        calls.append(torch.is_grad_enabled())
+        return original(self, *args, **kwargs)
+
+    runs = {}
+    for checkpointing in (False, True):
+        calls.clear()
+        config = DPOConfig(epochs=1, batch_size=16, max_steps=2, lora_r=lora_r, gradient_checkpointing=checkpointing)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(GPT2MLP, "forward", counted)
+            runs[checkpointing] = (run_dpo(tiny_base_model, colour_pairs, config, tmp_path / f"{checkpointing}"),
+                                   len(calls), sum(calls))
+    (plain, plain_calls, with_grad), (checkpointed, checkpointed_calls, _) = runs[False], runs[True]
+    # Every block that ran with gradients runs once more: recomputed in the backward pass.
+    assert with_grad > 0 and checkpointed_calls == plain_calls + with_grad
+    # Dropout stays off in training mode: the same steps, the same losses.
+    assert checkpointed.metrics["loss"] == pytest.approx(plain.metrics["loss"], abs=1e-5)
+    assert checkpointed.metrics["reward_margin"] == pytest.approx(plain.metrics["reward_margin"], abs=1e-5)

@@ -30,7 +30,7 @@ from peft import PeftModel
 from transformers import AutoTokenizer
 
 from worker.training.data import PreferencePair, TrainingCancelled, TrainResult, steps_per_epoch
-from worker.training.devices import autocast_for, pick_device
+from worker.training.devices import autocast_for, pick_device, prepare_for_training
 from worker.training.kernels import adamw, use_fused_activations
 from worker.training.logprobs import reference_logprobs, token_logprobs
 from worker.training.lora import ModelRef, as_parent, load_policy_for_training, write_trained
@@ -57,6 +57,7 @@ class DPOConfig:
     eval_fraction: float = 0.0  # pairs held out to measure preference accuracy on
     lora_r: int = 0
     lora_alpha: int = 16
+    gradient_checkpointing: bool = False  # recompute activations in the backward pass (devices.py)
     device: str = "auto"
     dtype: str = "float32"
 
@@ -88,7 +89,7 @@ def run_dpo(
     tokenizer = AutoTokenizer.from_pretrained(policy_dir)
     ensure_pad_token(tokenizer)
     policy = load_policy_for_training(policy_dir, base, config.lora_r, config.lora_alpha, use_fused_activations)
-    policy.to(device).eval()
+    prepare_for_training(policy.to(device), config.gradient_checkpointing)
     optimizer = adamw(
         [p for p in policy.parameters() if p.requires_grad], lr=config.learning_rate, weight_decay=0.0
     )

@@ -33,7 +33,7 @@ from transformers import AutoTokenizer
 
 from worker.training.advantages import gae
 from worker.training.data import TrainingCancelled, TrainResult
-from worker.training.devices import autocast_for, pick_device
+from worker.training.devices import autocast_for, pick_device, prepare_for_training
 from worker.training.generation import generate_responses
 from worker.training.kernels import adamw, use_fused_activations
 from worker.training.kl_control import AdaptiveKLController, FixedKLController
@@ -88,6 +88,7 @@ class PPOConfig:
     max_grad_norm: float = 1.0
     lora_r: int = 0
     lora_alpha: int = 16
+    gradient_checkpointing: bool = False  # recompute activations in the backward pass (devices.py)
     device: str = "auto"
     dtype: str = "float32"
 
@@ -129,8 +130,8 @@ def run_ppo(
     else:
         reference = copy.deepcopy(policy).requires_grad_(False)
         reference.to(device).eval()
-    policy.to(device).eval()
-    value_model.to(device).eval()
+    prepare_for_training(policy.to(device), config.gradient_checkpointing)
+    prepare_for_training(value_model.to(device), config.gradient_checkpointing)
     trainable = [p for model in (policy, value_model) for p in model.parameters() if p.requires_grad]
     optimizer = adamw(trainable, lr=config.learning_rate, eps=1e-5)
     kl_controller = (

@@ -23,7 +23,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreT
 
 from worker.training.checkpoint_io import read_metadata
 from worker.training.data import PreferencePair, TrainingCancelled, TrainResult, steps_per_epoch
-from worker.training.devices import autocast_for, pick_device
+from worker.training.devices import autocast_for, pick_device, prepare_for_training
 from worker.training.kernels import adamw, use_fused_activations
 from worker.training.lora import (
     ModelRef,
@@ -66,6 +66,7 @@ class RewardModelConfig:
     eval_fraction: float = 0.1  # pairs held out to report accuracy
     lora_r: int = 0  # 0 trains every weight; > 0 trains LoRA adapters of this rank
     lora_alpha: int = 16
+    gradient_checkpointing: bool = False  # recompute activations in the backward pass (devices.py)
     device: str = "auto"
     dtype: str = "float32"
 
@@ -95,7 +96,7 @@ def fit_reward_model(
     ))
     if config.lora_r > 0:
         model = add_lora(model, config.lora_r, config.lora_alpha, TaskType.SEQ_CLS)
-    model.to(device)
+    prepare_for_training(model.to(device), config.gradient_checkpointing)
     optimizer = adamw(
         [p for p in model.parameters() if p.requires_grad],
         lr=config.learning_rate,
@@ -131,7 +132,7 @@ def fit_reward_model(
     # Loop.
     order = random.Random(config.seed + 1)
     step, started, metrics = 0, time.perf_counter(), {}
-    model.train()
+    training_mode = model.training
     for epoch in range(config.epochs):
         order.shuffle(train_set)
         for start in range(0, len(train_set), config.batch_size):
@@ -158,7 +159,7 @@ def fit_reward_model(
             if step % epoch_steps == 0 and eval_set:
                 model.eval()
                 metrics.update(_evaluate(eval_set, rewards_of, config.batch_size))
-                model.train()
+                model.train(training_mode)
             if on_metrics is not None:
                 on_metrics(step, metrics)
 
