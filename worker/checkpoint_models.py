@@ -10,7 +10,7 @@ name it.
 
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.checkpoints.service import resolve_path
@@ -20,12 +20,15 @@ from worker.training.lora import ModelRef, is_adapter
 
 
 def model_ref(db: Session, checkpoint: Checkpoint) -> tuple[Path, ModelRef]:
-    """A checkpoint's directory, and the full model under it (itself unless it is an adapter)."""
+    """A checkpoint's directory, and the full model under it (itself unless it is an adapter);
+    `checkpoint` may be a row another session loaded."""
     path = resolve_path(checkpoint)
     if not is_adapter(path):
-        if not checkpoint.content_hash:
-            checkpoint.content_hash = stored_content_hash(path)
-        return path, ModelRef(path, checkpoint.content_hash)
+        content_hash = checkpoint.content_hash
+        if not content_hash:  # by statement: `checkpoint` may belong to another session
+            content_hash = stored_content_hash(path)
+            db.execute(update(Checkpoint).where(Checkpoint.id == checkpoint.id).values(content_hash=content_hash))
+        return path, ModelRef(path, content_hash)
     wanted = read_metadata(path).get("base", {}).get("content_hash", "")
     base = db.scalar(select(Checkpoint).where(Checkpoint.content_hash == wanted).order_by(Checkpoint.id).limit(1))
     if not wanted or base is None:

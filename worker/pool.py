@@ -71,7 +71,7 @@ def plan_refill(db: Session, rng: random.Random) -> Plan | None:
 def sample(checkpoint: Checkpoint, prompts: list[ModelPrompt], seed: int) -> list[dict]:
     settings = get_settings()
     with session_scope() as db:
-        path, base = model_ref(db, db.get(Checkpoint, checkpoint.id))
+        path, base = model_ref(db, checkpoint)
     generation = {"temperature": settings.generation_temperature,
                   "max_new_tokens": settings.generation_max_new_tokens, "seed": seed}
     with loaded_policy(path, base) as (model, tokenizer):

@@ -34,6 +34,7 @@ from app.checkpoints.service import add_checkpoint, current_checkpoint, make_cur
 from app.db import session_scope
 from app.errors import Conflict
 from app.feedback.examples import comparisons_of, count, rating_rows
+from app.feedback.reliability import answers_on_shared_items, estimate, rater_weights
 from app.models import (
     CheckpointStatus,
     Prompt,
@@ -42,6 +43,7 @@ from app.models import (
     RoundStatus,
     Sample,
     TrainingRound,
+    User,
     utcnow,
 )
 from app.rounds.lifecycle import claim_round, finish_round, heartbeat
@@ -139,14 +141,19 @@ class RoundRun:
             return finish_round(db, self.round_id, self.worker, status, error, **values)
 
 
-def snapshot_ratings(round_id: int, settings: RoundSettings) -> list[PreferencePair]:
+def snapshot_ratings(round_id: int, settings: RoundSettings) -> tuple[list[PreferencePair], dict[str, float]]:
     """Record exactly which ratings the round uses, and turn them into comparisons
-    (app.feedback.examples decides what each rating means)."""
+    (app.feedback.examples decides what each rating means), weighted by their raters'
+    reliability unless the round turns that off; also each rater's weight, by name."""
     with session_scope() as db:
         rows = rating_rows(db, settings.ratings)
         if rows:
             db.execute(insert(RoundRating), [{"round_id": round_id, "rating_id": r.rating_id} for r in rows])
-        comparisons = comparisons_of(rows)
+        raters = {r.rater_id for r in rows}
+        weights = (rater_weights(estimate(answers_on_shared_items(db)), raters) if settings.rater_weights
+                   else dict.fromkeys(raters, 1.0))
+        names = dict(db.execute(select(User.id, User.name).where(User.id.in_(raters))).tuples().all())
+        comparisons = comparisons_of(rows, weights)
         check_enough_ratings(count(comparisons, len(rows)), settings.ratings)
         samples, prompts = {}, {}
         ids = sorted({s for c in comparisons for s in (c.chosen, c.rejected)})
@@ -158,13 +165,15 @@ def snapshot_ratings(round_id: int, settings: RoundSettings) -> list[PreferenceP
         for start in range(0, len(prompt_ids), 1000):
             prompts |= {prompt_id: prompt_of(text, messages) for prompt_id, text, messages in db.execute(
                 select(Prompt.id, Prompt.text, Prompt.messages).where(Prompt.id.in_(prompt_ids[start : start + 1000])))}
-    return [_pair(prompts[c.prompt_id], samples[c.chosen], samples[c.rejected], c.tie) for c in comparisons]
+    pairs = [_pair(prompts[c.prompt_id], samples[c.chosen], samples[c.rejected], c.tie, c.weight)
+             for c in comparisons]
+    return pairs, {names[rater]: round(weight, 3) for rater, weight in sorted(weights.items())}
 
 
-def _pair(prompt, chosen, rejected, tie: bool) -> PreferencePair:
+def _pair(prompt, chosen, rejected, tie: bool, weight: float) -> PreferencePair:
     """A comparison with the ids each response was sampled as, when both were sampled by one tokenizer."""
     same = chosen.token_ids is not None and rejected.token_ids is not None and chosen.tokenizer == rejected.tokenizer
-    return PreferencePair(prompt, chosen.text, rejected.text, tie=tie,
+    return PreferencePair(prompt, chosen.text, rejected.text, tie=tie, weight=weight,
                           chosen_ids=tuple(chosen.token_ids) if same else None,
                           rejected_ids=tuple(rejected.token_ids) if same else None,
                           tokenizer=chosen.tokenizer if same else "")
@@ -205,13 +214,13 @@ def _train_and_publish(run: RoundRun) -> RoundStatus:
         base_id, (base_path, full) = base.id, model_ref(db, base)
         prompts = [prompt_of(text, messages) for text, messages in db.execute(
             select(Prompt.text, Prompt.messages).where(Prompt.active.is_(True)).order_by(Prompt.id))]
-    comparisons = snapshot_ratings(run.round_id, settings)
+    comparisons, weights = snapshot_ratings(run.round_id, settings)
     decisive = [c for c in comparisons if not c.tie]
     random.Random(settings.seed).shuffle(prompts)
     # With no more active prompts than the probe takes, PPO trains on the probe's prompts too.
     probe, train_prompts = prompts[:PROBE_PROMPTS], prompts[PROBE_PROMPTS:] or prompts
     report: dict = {"comparisons": {"decisive": len(decisive), "ties": len(comparisons) - len(decisive)},
-                    "held_out_prompts": len(probe)}
+                    "held_out_prompts": len(probe), "rater_weights": weights}
     run.log(f"{settings.algorithm} on checkpoint {base_id}: {len(decisive)} decisive comparisons, "
             f"{len(comparisons) - len(decisive)} ties; {len(train_prompts)} training prompts, "
             f"{len(probe)} held out")

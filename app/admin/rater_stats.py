@@ -1,4 +1,5 @@
-"""Per-rater statistics: volume, speed, and how often they agree with other raters.
+"""Per-rater statistics: volume, speed, how often they agree with other raters, and their
+reliability (app.feedback.reliability).
 
 Agreement is counted over items answered by at least two raters: every pair of
 raters on such an item is one comparison, and they agree when they gave the
@@ -15,6 +16,7 @@ from statistics import median
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.feedback.reliability import Reliability, answers_on_shared_items, estimate
 from app.models import Rating, User
 
 
@@ -28,6 +30,7 @@ class RaterRow:
     median_seconds: float | None
     agreement_pairs: int
     agreements: int
+    reliability: Reliability
 
     @property
     def agreement(self) -> float | None:
@@ -55,22 +58,11 @@ def _median_seconds(db: Session) -> dict[int, float]:
     return {user_id: median(values) / 1000 for user_id, values in times.items()}
 
 
-def _answers_on_shared_items(db: Session) -> dict[int, list[tuple[int, tuple]]]:
-    """item id -> [(user id, answer)] for items with a verdict from two or more raters."""
-    shared = (select(Rating.item_id).where(Rating.verdict.is_not(None))
-              .group_by(Rating.item_id).having(func.count() >= 2))
-    rows = db.execute(select(Rating.item_id, Rating.user_id, Rating.verdict, Rating.preferred_sample_id)
-                      .where(Rating.verdict.is_not(None), Rating.item_id.in_(shared)))
-    answers: dict[int, list[tuple[int, tuple]]] = defaultdict(list)
-    for item_id, user_id, verdict, preferred in rows:
-        answers[item_id].append((user_id, (str(verdict), preferred)))
-    return answers
-
-
 def rater_stats(db: Session) -> RaterStats:
     counts = dict(db.execute(select(Rating.user_id, func.count()).group_by(Rating.user_id)).tuples().all())
     medians = _median_seconds(db)
-    answers = _answers_on_shared_items(db)
+    answers = answers_on_shared_items(db)
+    reliability = estimate(answers)
     pairs: dict[int, int] = defaultdict(int)
     agreed: dict[int, int] = defaultdict(int)
     total_pairs = total_agreed = 0
@@ -84,7 +76,8 @@ def rater_stats(db: Session) -> RaterStats:
     users = db.scalars(select(User).order_by(User.name)).all()
     rows = [RaterRow(user_id=u.id, name=u.name, role=str(u.role), is_active=u.is_active,
                      ratings=counts.get(u.id, 0), median_seconds=medians.get(u.id),
-                     agreement_pairs=pairs[u.id], agreements=agreed[u.id]) for u in users]
+                     agreement_pairs=pairs[u.id], agreements=agreed[u.id],
+                     reliability=reliability.get(u.id, Reliability(None, None, 0))) for u in users]
     rows.sort(key=lambda row: (-row.ratings, row.name))
     return RaterStats(raters=rows, overlapped_items=len(answers), pairs=total_pairs,
                       agreements=total_agreed)

@@ -11,6 +11,7 @@ from app.api.responses import status_for
 from app.auth.page_guard import CsrfChecked, PageAdmin, PageRoute, Viewer
 from app.deps import SessionDep
 from app.errors import InvalidInput
+from app.feedback.reliability import MIN_RATER_ITEMS, MIN_SHARED_ITEMS
 from app.users.onboarding import import_users, parse_users
 
 router = APIRouter(route_class=PageRoute)
@@ -20,7 +21,7 @@ MAX_CSV_BYTES = 1_000_000
 def _raters_page(request: Request, db: SessionDep, viewer: Viewer, *, status_code: int = 200,
                  **context) -> Response:
     return render(request, "raters.html", viewer, "raters", status_code=status_code,
-                  stats=rater_stats(db), **context)
+                  stats=rater_stats(db), min_shared=MIN_SHARED_ITEMS, min_rater=MIN_RATER_ITEMS, **context)
 
 
 @router.get("/admin/raters")

@@ -15,6 +15,7 @@ LABELS = {
     "reward_model_epochs": "Reward-model epochs",
     "lora_r": "LoRA rank",
     "ratings": "Ratings",
+    "rater_weights": "Raters",
     "seed": "Seed",
 }
 

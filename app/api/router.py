@@ -7,6 +7,7 @@ from app.checkpoints.routes import router as checkpoints_router
 from app.feedback.routes import router as feedback_router
 from app.prompts.routes import router as prompts_router
 from app.rounds.routes import router as rounds_router
+from app.users.routes import router as raters_router
 
 # Every API route counts against its caller's rate limit (429 with Retry-After).
 router = APIRouter(dependencies=[Depends(limit_api_rate)])
@@ -14,3 +15,4 @@ router.include_router(prompts_router)
 router.include_router(feedback_router)
 router.include_router(checkpoints_router)
 router.include_router(rounds_router)
+router.include_router(raters_router)

@@ -15,6 +15,9 @@ train on.
   Raters use a scale consistently only relative to what they saw near it, so
   a score alone, or scores across prompts, say nothing.
 
+Each comparison carries its rater's weight (app.feedback.reliability decides
+it; rounds use it unless their settings turn it off).
+
 A decisive comparison says which response is better: it is what a reward
 model's held-out accuracy and DPO's pairs are made of, and what a round needs
 at least `min_round_comparisons` of.
@@ -39,6 +42,7 @@ class Comparison:
     chosen: int
     rejected: int
     tie: bool = False
+    weight: float = 1.0  # its rater's weight (app.feedback.reliability); for two scores, the lesser
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,7 @@ class RatingRow:
     """The parts of a rating the rule reads."""
 
     rating_id: int
+    rater_id: int
     prompt_id: int
     verdict: Verdict | None
     preferred_sample_id: int | None
@@ -75,18 +80,22 @@ def verdict_pairs(verdict: Verdict | None, preferred: int | None,
     return []
 
 
-def comparisons_of(rows: Iterable[RatingRow]) -> list[Comparison]:
-    """Every comparison the ratings make, verdicts first, then scores grouped by prompt."""
+def comparisons_of(rows: Iterable[RatingRow], weights: dict[int, float] | None = None) -> list[Comparison]:
+    """Every comparison the ratings make, verdicts first, then scores grouped by prompt; each
+    weighted by its rater's weight (`weights` by rater id; 1 when not given)."""
+    weights = weights or {}
     comparisons: list[Comparison] = []
-    scored: dict[int, list[tuple[int, float]]] = defaultdict(list)
+    scored: dict[int, list[tuple[int, float, float]]] = defaultdict(list)
     for row in rows:
-        comparisons += [Comparison(row.prompt_id, better, worse, tie)
+        weight = weights.get(row.rater_id, 1.0)
+        comparisons += [Comparison(row.prompt_id, better, worse, tie, weight)
                         for better, worse, tie in verdict_pairs(row.verdict, row.preferred_sample_id, row.shown)]
-        scored[row.prompt_id] += [(sample, score) for sample, score in row.scores.items() if sample in row.shown]
+        scored[row.prompt_id] += [(sample, score, weight) for sample, score in row.scores.items()
+                                  if sample in row.shown]
     for prompt_id, group in scored.items():
-        for (a, score_a), (b, score_b) in itertools.combinations(group, 2):
+        for (a, score_a, weight_a), (b, score_b, weight_b) in itertools.combinations(group, 2):
             better, worse = (a, b) if score_a >= score_b else (b, a)
-            comparisons.append(Comparison(prompt_id, better, worse, tie=score_a == score_b))
+            comparisons.append(Comparison(prompt_id, better, worse, score_a == score_b, min(weight_a, weight_b)))
     return comparisons
 
 
@@ -97,11 +106,11 @@ def count(comparisons: list[Comparison], ratings: int) -> ComparisonCounts:
 
 def rating_rows(db: Session, which: str) -> list[RatingRow]:
     """The ratings a round uses, in one query: "all", or "since_last_round" (none a round used yet)."""
-    query = (select(Rating.id, Item.prompt_id, Rating.verdict, Rating.preferred_sample_id, Rating.provenance,
-                    Rating.scores)
+    query = (select(Rating.id, Rating.user_id, Item.prompt_id, Rating.verdict, Rating.preferred_sample_id,
+                    Rating.provenance, Rating.scores)
              .join(Item, Item.id == Rating.item_id).order_by(Rating.id))
     if which == "since_last_round":
         query = query.where(~exists().where(RoundRating.rating_id == Rating.id))
-    return [RatingRow(rating_id, prompt_id, verdict, preferred, tuple(p["sample_id"] for p in provenance),
+    return [RatingRow(rating_id, rater_id, prompt_id, verdict, preferred, tuple(p["sample_id"] for p in provenance),
                       {int(sample): float(score) for sample, score in scores.items()})
-            for rating_id, prompt_id, verdict, preferred, provenance, scores in db.execute(query)]
+            for rating_id, rater_id, prompt_id, verdict, preferred, provenance, scores in db.execute(query)]

@@ -32,6 +32,9 @@ class RoundSettings(BaseModel):
         "naming the base model it adapts by content hash."))
     ratings: Literal["all", "since_last_round"] = Field(
         "all", description="which human ratings the round trains on")
+    rater_weights: bool = Field(True, description=(
+        "weigh each rater's ratings by their reliability (GET /raters), once enough items have two or more "
+        "raters; false counts every rating the same"))
     seed: int = Field(0, ge=0, le=2**31 - 1)
 
 

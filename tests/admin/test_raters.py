@@ -1,8 +1,11 @@
-"""Rater statistics: counts, median time per rating, agreement on overlapping items."""
+"""Rater statistics: counts, median time per rating, agreement and reliability on overlapping items."""
 
 from sqlalchemy import func, select
 
+from app.feedback.examples import comparisons_of, rating_rows
+from app.feedback.reliability import answers_on_shared_items, estimate, rater_weights
 from app.models import Item, User
+from app.users.service import create_token
 from tests.admin.conftest import answer, page_csrf
 from tests.factories import make_items, make_user
 
@@ -28,6 +31,39 @@ def test_counts_median_time_and_agreement(admin_client, db):
     # Overall: 4 pairs (3 on item 1, 1 on item 2), 2 agree.
     assert "2 of 4 rater pairs gave the same answer" in page and ">50%<" in page
 
+
+
+def test_a_hostile_rater_is_flagged_and_their_ratings_weigh_nothing(admin_client, db):
+    admin_token = create_token(db, db.scalar(select(User).where(User.name == "ada")))
+    careful = [make_user(db, name).id for name in ("ann", "bob", "cy")]
+    mallory = make_user(db, "mallory").id
+    for item_id in make_items(db, 24, overlap=4):
+        good, bad = (r.sample_id for r in db.get(Item, item_id).responses)
+        for user in careful:
+            answer(db, user, item_id, "preferred", preferred=good)
+        answer(db, mallory, item_id, "preferred", preferred=bad)
+
+    raters = {r["name"]: r for r in admin_client.get(
+        "/api/v1/raters", headers={"Authorization": f"Bearer {admin_token}"}).json()}
+    assert set(raters["mallory"]) == {"name", "ratings", "agreement", "reliability", "reliability_interval",
+                                      "flagged", "weight"}
+    assert raters["mallory"]["flagged"] and raters["mallory"]["reliability"] < 0.1 and raters["mallory"]["weight"] == 0
+    assert raters["mallory"]["ratings"] == 24 and raters["mallory"]["agreement"] == 0.0
+    for name in ("ann", "bob", "cy"):
+        assert not raters[name]["flagged"] and raters[name]["reliability"] > 0.9
+        low, high = raters[name]["reliability_interval"]
+        assert low < raters[name]["reliability"] <= high
+    row = admin_client.get("/admin/raters").text.split('<th scope="row">mallory')[1].split("</tr>")[0]
+    assert "flagged" in row and ">0.00<" in row
+
+    # What a round trains on: mallory's comparisons weigh nothing, the others' count.
+    rows = rating_rows(db, "all")
+    weights = rater_weights(estimate(answers_on_shared_items(db)), {r.rater_id for r in rows})
+    by_rater = {}
+    for row, comparison in zip(rows, comparisons_of(rows, weights)):
+        by_rater.setdefault(row.rater_id, set()).add(comparison.weight)
+    assert by_rater[mallory] == {0.0} and all(min(by_rater[user]) > 0.8 for user in careful)
+    assert admin_client.get("/api/v1/raters", headers={"Authorization": "Bearer nope"}).status_code == 401
 
 
 def test_a_team_is_added_from_a_csv_all_or_none_with_tokens_shown_once(admin_client, db):

@@ -12,7 +12,7 @@ from tests.admin.conftest import page_csrf
 from tests.factories import rate_items
 
 FORM = {"algorithm": "ppo", "policy_steps": "12", "kl_coef": "0.1", "learning_rate": "0.0003",
-        "reward_model_epochs": "3", "ratings": "since_last_round", "seed": "7"}
+        "reward_model_epochs": "3", "ratings": "since_last_round", "seed": "7", "rater_weights": "False"}
 
 
 def launch(client, **changes):
@@ -33,7 +33,7 @@ def test_launch_form_queues_a_round_with_the_chosen_settings(admin_client, db, l
     assert round_.status == RoundStatus.queued
     assert round_.config == {"algorithm": "ppo", "policy_steps": 12, "kl_coef": 0.1, "kl_budget": 15.0,
                              "learning_rate": 3e-4, "reward_model_epochs": 3, "lora_r": None,
-                             "ratings": "since_last_round", "seed": 7}
+                             "ratings": "since_last_round", "rater_weights": False, "seed": 7}
     # The round's id went to the train queue once the transaction committed.
     [message] = train_queue.lrange("train", 0, -1)
     assert json.loads(message)["headers"]["argsrepr"] == f"[{round_.id}]"

@@ -5,7 +5,7 @@ from app.models import Verdict
 
 
 def row(prompt_id, verdict=None, preferred=None, shown=(1, 2), scores=None) -> RatingRow:
-    return RatingRow(0, prompt_id, verdict, preferred, tuple(shown), scores or {})
+    return RatingRow(0, 1, prompt_id, verdict, preferred, tuple(shown), scores or {})
 
 
 def test_a_preference_among_n_responses_is_n_minus_one_decisive_comparisons():

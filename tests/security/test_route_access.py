@@ -52,6 +52,7 @@ ACCESS = {
     ("GET", "/api/v1/rounds/{round_id}"): ADMIN,
     ("GET", "/api/v1/rounds/{round_id}/metrics"): ADMIN,
     ("POST", "/api/v1/rounds/{round_id}/cancel"): ADMIN,
+    ("GET", "/api/v1/raters"): ADMIN,
     ("GET", "/admin"): ADMIN,
     ("GET", "/admin/guidelines"): ADMIN,
     ("POST", "/admin/guidelines"): ADMIN,

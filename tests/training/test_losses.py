@@ -108,3 +108,16 @@ def test_entropy_of_uniform_and_certain_distributions():
     logits = torch.tensor([[[0.0, 0.0, 0.0, 0.0], [100.0, 0.0, 0.0, 0.0]]])  # (1, 2, 4)
     # Uniform over 4: log 4 = 1.386294; one-hot: 0.
     assert entropy_from_logits(logits)[0].tolist() == pytest.approx([math.log(4), 0.0], abs=1e-6)
+
+
+def test_weights_count_each_example_by_its_weight_and_zero_leaves_it_out():
+    from worker.training.losses import weighted_mean
+
+    values = torch.tensor([1.0, 3.0, 100.0])
+    assert weighted_mean(values, torch.tensor([1.0, 1.0, 0.0])).item() == pytest.approx(2.0)
+    assert weighted_mean(values, torch.tensor([0.5, 1.5, 0.0])).item() == pytest.approx(2.5)
+    assert weighted_mean(values).item() == pytest.approx(104 / 3)
+    assert weighted_mean(values, torch.zeros(3)).item() == 0.0
+    chosen, rejected, tie = torch.tensor([2.0, -1.0]), torch.tensor([0.0, 1.0]), torch.tensor([False, False])
+    assert bradley_terry_loss(chosen, rejected, tie, torch.tensor([1.0, 0.0])).item() == pytest.approx(
+        bradley_terry_loss(chosen[:1], rejected[:1], tie[:1]).item())

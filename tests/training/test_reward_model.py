@@ -59,3 +59,28 @@ def test_cancellation_leaves_no_checkpoint(tmp_path, tiny_base_model, colour_pai
     with pytest.raises(TrainingCancelled):
         fit_reward_model(tiny_base_model, colour_pairs, SMOKE, tmp_path / "rm", should_stop=stop_on_third_check)
     assert list(Path(tmp_path).iterdir()) == []
+
+
+def test_a_hostile_rater_weighed_at_zero_loses_their_influence(tmp_path, tiny_base_model):
+    """60% of the decisive pairs come from a rater who always answers against the rule: counted like
+    the others they teach the reward model the opposite; weighed at 0 they teach it nothing."""
+    from dataclasses import replace
+
+    from tests.training.conftest import corpus_pairs
+
+    decisive = [p for p in corpus_pairs("colour", 400) if not p.tie]
+    hostile = [replace(p, chosen=p.rejected, rejected=p.chosen, weight=0.0) for p in decisive[: len(decisive) * 3 // 5]]
+    pairs = hostile + decisive[len(hostile):]
+    fresh = [p for p in corpus_pairs("colour", 400, seed=1) if not p.tie]
+    config = RewardModelConfig(epochs=4, batch_size=16, learning_rate=1e-3, eval_fraction=0.0)
+
+    def accuracy(train, name: str) -> float:
+        scorer = RewardScorer(fit_reward_model(tiny_base_model, train, config, tmp_path / name).out_dir)
+        chosen, rejected = (scorer.score([p.prompt for p in fresh], [getattr(p, side) for p in fresh])
+                            for side in ("chosen", "rejected"))
+        return (chosen > rejected).float().mean().item()
+
+    unweighted = accuracy([replace(p, weight=1.0) for p in pairs], "unweighted")
+    weighted = accuracy(pairs, "weighted")
+    print(f"held-out accuracy: unweighted {unweighted:.3f}, weighted {weighted:.3f}")
+    assert unweighted < 0.5 < 0.75 < weighted, (unweighted, weighted)

@@ -20,6 +20,8 @@ class PreferencePair:
     chosen_ids: tuple[int, ...] | None = None
     rejected_ids: tuple[int, ...] | None = None
     tokenizer: str = ""
+    # How much this comparison counts in the loss, relative to the others (its rater's reliability).
+    weight: float = 1.0
 
 
 def steps_per_epoch(pairs: int, eval_fraction: float, batch_size: int) -> int:

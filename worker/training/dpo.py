@@ -34,7 +34,7 @@ from worker.training.devices import autocast_for, pick_device, prepare_for_train
 from worker.training.kernels import adamw, use_fused_activations
 from worker.training.logprobs import reference_logprobs, token_logprobs
 from worker.training.lora import ModelRef, as_parent, load_policy_for_training, write_trained
-from worker.training.losses import dpo_loss
+from worker.training.losses import dpo_loss, weighted_mean
 from worker.training.packing import encode_pairs, pack_pairs, packed_response_logps, supports_packing
 from worker.training.sequences import ensure_pad_token, pad_prompt_response
 from worker.training.watch import PolicyWatch, WatchConfig, worse_than_chance
@@ -168,7 +168,7 @@ def run_dpo(
                 config.beta,
                 torch.tensor([smoothing[i] for i in rows], device=device),
             )
-            loss = losses.mean()
+            loss = weighted_mean(losses, torch.tensor([pairs[i].weight for i in rows], device=device))
             loss.backward()
             torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)
             optimizer.step()

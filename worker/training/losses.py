@@ -25,19 +25,29 @@ def masked_whiten(values: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8) -
     return (values - mean) * torch.rsqrt(variance + eps) * mask
 
 
+def weighted_mean(values: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean of (B,) values, each counted by its weight (a batch that weighs nothing gives 0)."""
+    if weights is None:
+        return values.mean()
+    weights = weights.to(values.dtype)
+    return (values * weights).sum() / weights.sum().clamp(min=1e-8)
+
+
 def bradley_terry_loss(
-    chosen_rewards: torch.Tensor, rejected_rewards: torch.Tensor, tie: torch.Tensor
+    chosen_rewards: torch.Tensor, rejected_rewards: torch.Tensor, tie: torch.Tensor,
+    weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Negative log-likelihood of the rater's answers under Bradley–Terry.
 
     P(chosen beats rejected) = sigmoid(r_chosen - r_rejected). A tie is the
     target probability 1/2, so it pulls the two rewards together instead of
-    being dropped. chosen_rewards, rejected_rewards: (B,); tie: (B,) bool.
+    being dropped. chosen_rewards, rejected_rewards: (B,); tie: (B,) bool;
+    weights: (B,), how much each answer counts (its rater's reliability).
     """
     margin = chosen_rewards - rejected_rewards
     target = torch.where(tie, 0.5, 1.0).to(margin.dtype)
     loglik = target * F.logsigmoid(margin) + (1 - target) * F.logsigmoid(-margin)
-    return -loglik.mean()
+    return -weighted_mean(loglik, weights)
 
 
 def dpo_loss(

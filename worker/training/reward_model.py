@@ -143,7 +143,7 @@ def fit_reward_model(
             with autocast_for(device, config.dtype):
                 chosen, rejected = rewards_of(batch)
             chosen, rejected = chosen.float(), rejected.float()
-            loss = bradley_terry_loss(chosen, rejected, tie)
+            loss = bradley_terry_loss(chosen, rejected, tie, torch.tensor([c.weight for c in batch], device=device))
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()

@@ -1,0 +1,117 @@
+"""How much each rater's answers count: reliability from the items several raters answered.
+
+A one-coin Dawid-Skene model (Dawid & Skene 1979, with one accuracy per
+rater): each item has one right answer among the verdicts a rater can give
+(A better, B better, tie, both bad), and rater r gives it with probability
+p_r, else one of the other answers at random. EM alternates between the
+posterior over each shared item's right answer, given the raters' accuracies,
+and each accuracy as the posterior share of that rater's answers that were
+right (add-one smoothed). Written here rather than taken from crowd-kit, whose
+aggregators need pandas, scikit-learn and transformers: the web server
+shows these figures and loads none of them.
+
+Only items with a verdict from two or more raters inform it, and only once
+there are `MIN_SHARED_ITEMS` of them; a rater needs `MIN_RATER_ITEMS` shared
+items for an estimate. Each estimate gets Wilson's 95% interval over that
+rater's shared items. A rater whose interval lies wholly below the median
+accuracy of the others is flagged.
+
+The training weight of a rater's ratings is 2p - 1 (0 for a coin, 1 for a
+rater who is always right; a rater worse than a coin weighs 0, not less), and
+the median weight for raters without an estimate. With too little overlap
+every weight is 1: the ratings count as they always did.
+"""
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from statistics import median
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.checkpoints.win_rate import wilson_interval
+from app.models import Rating
+
+MIN_SHARED_ITEMS = 20
+MIN_RATER_ITEMS = 5
+ANSWERS = 4  # per item of two responses: A better, B better, tie, both bad
+ITERATIONS = 50
+
+Answer = tuple[str, int | None]  # (verdict, preferred sample id)
+
+
+@dataclass(frozen=True)
+class Reliability:
+    accuracy: float | None  # None: too few shared items for an estimate
+    interval: tuple[float, float] | None
+    shared_items: int
+    flagged: bool = False
+
+    @property
+    def weight(self) -> float | None:
+        return None if self.accuracy is None else max(0.0, 2 * self.accuracy - 1)
+
+
+def answers_on_shared_items(db: Session) -> dict[int, list[tuple[int, Answer]]]:
+    """item id -> [(user id, answer)] for items with a verdict from two or more raters."""
+    shared = (select(Rating.item_id).where(Rating.verdict.is_not(None))
+              .group_by(Rating.item_id).having(func.count() >= 2))
+    rows = db.execute(select(Rating.item_id, Rating.user_id, Rating.verdict, Rating.preferred_sample_id)
+                      .where(Rating.verdict.is_not(None), Rating.item_id.in_(shared)))
+    answers: dict[int, list[tuple[int, Answer]]] = defaultdict(list)
+    for item_id, user_id, verdict, preferred in rows:
+        answers[item_id].append((user_id, (str(verdict), preferred)))
+    return answers
+
+
+def estimate(answers: dict[int, list[tuple[int, Answer]]]) -> dict[int, Reliability]:
+    """Each rater's accuracy from the shared items (see the module's docstring)."""
+    counts: dict[int, int] = defaultdict(int)
+    for item_answers in answers.values():
+        for user, _ in item_answers:
+            counts[user] += 1
+    if len(answers) < MIN_SHARED_ITEMS:
+        return {user: Reliability(None, None, n) for user, n in counts.items()}
+    accuracy = dict.fromkeys(counts, 0.8)  # any start above a coin finds the majority-consistent answer
+    for _ in range(ITERATIONS):
+        right: dict[int, float] = defaultdict(float)
+        for item_answers in answers.values():
+            posterior = _posterior(item_answers, accuracy)
+            for user, answer in item_answers:
+                right[user] += posterior[answer]
+        accuracy = {user: (right[user] + 1) / (counts[user] + 2) for user in counts}
+    estimates = {}
+    for user, n in counts.items():
+        if n < MIN_RATER_ITEMS:
+            estimates[user] = Reliability(None, None, n)
+        else:
+            estimates[user] = Reliability(accuracy[user], wilson_interval(accuracy[user] * n, n), n)
+    known = {user: e for user, e in estimates.items() if e.accuracy is not None}
+    for user, e in known.items():
+        others = [o.accuracy for u, o in known.items() if u != user]
+        if others and e.interval[1] < median(others):
+            estimates[user] = Reliability(e.accuracy, e.interval, e.shared_items, flagged=True)
+    return estimates
+
+
+def rater_weights(estimates: dict[int, Reliability], raters: set[int]) -> dict[int, float]:
+    """The training weight of each rater's ratings (see the module's docstring)."""
+    weights = {user: e.weight for user, e in estimates.items() if e.weight is not None}
+    if not weights:
+        return dict.fromkeys(raters, 1.0)
+    fallback = median(weights.values())
+    return {user: weights.get(user, fallback) for user in raters}
+
+
+def _posterior(item_answers: list[tuple[int, Answer]], accuracy: dict[int, float]) -> dict[Answer, float]:
+    """The probability that each answer given to one item is its right one."""
+    candidates = {answer for _, answer in item_answers}
+    scores = {}
+    for candidate in candidates:
+        scores[candidate] = sum(
+            math.log(accuracy[user]) if answer == candidate else math.log((1 - accuracy[user]) / (ANSWERS - 1))
+            for user, answer in item_answers)
+    top = max(scores.values())
+    total = sum(math.exp(s - top) for s in scores.values())
+    return {candidate: math.exp(score - top) / total for candidate, score in scores.items()}
