@@ -146,7 +146,7 @@ def snapshot_ratings(round_id: int, settings: RoundSettings) -> tuple[list[Prefe
     (app.feedback.examples decides what each rating means), weighted by their raters'
     reliability unless the round turns that off; also each rater's weight, by name."""
     with session_scope() as db:
-        rows = rating_rows(db, settings.ratings)
+        rows = rating_rows(db, settings.ratings, settings.exclude_raters)
         if rows:
             db.execute(insert(RoundRating), [{"round_id": round_id, "rating_id": r.rating_id} for r in rows])
         raters = {r.rater_id for r in rows}

@@ -16,6 +16,7 @@ LABELS = {
     "lora_r": "LoRA rank",
     "ratings": "Ratings",
     "rater_weights": "Raters",
+    "exclude_raters": "Leave out raters",
     "seed": "Seed",
 }
 
@@ -27,11 +28,13 @@ async def posted_round_fields(request: Request) -> dict[str, str]:
     as a message on the dashboard, not as FastAPI's JSON 422.
     """
     form = await request.form()  # cached by Starlette; the CSRF check read it already
-    fields = {}
+    fields: dict = {}
     for name in RoundSettings.model_fields:
         value = form.get(name)
         if isinstance(value, str) and value.strip():
             fields[name] = value.strip()
+    if "exclude_raters" in fields:  # names, comma-separated
+        fields["exclude_raters"] = [n.strip() for n in fields["exclude_raters"].split(",") if n.strip()]
     return fields
 
 
@@ -46,4 +49,6 @@ def parse_round_settings(fields: dict[str, str]) -> RoundSettings:
 
 def form_values(fields: dict[str, str] | None = None) -> dict[str, str]:
     """What the form shows: the defaults, overlaid with what was posted."""
-    return {k: "" if v is None else str(v) for k, v in RoundSettings().model_dump().items()} | (fields or {})
+    shown = {k: ", ".join(v) if isinstance(v, list) else v for k, v in (fields or {}).items()}
+    return {k: "" if v is None else ", ".join(v) if isinstance(v, list) else str(v)
+            for k, v in RoundSettings().model_dump().items()} | shown

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
-from app.models import Item, Rating, RoundRating, Verdict
+from app.models import Item, Rating, RoundRating, User, Verdict
 
 
 @dataclass(frozen=True)
@@ -104,13 +104,16 @@ def count(comparisons: list[Comparison], ratings: int) -> ComparisonCounts:
     return ComparisonCounts(ratings=ratings, decisive=len(comparisons) - ties, ties=ties)
 
 
-def rating_rows(db: Session, which: str) -> list[RatingRow]:
-    """The ratings a round uses, in one query: "all", or "since_last_round" (none a round used yet)."""
+def rating_rows(db: Session, which: str, exclude_raters: Iterable[str] = ()) -> list[RatingRow]:
+    """The ratings a round uses, in one query: "all", or "since_last_round" (none a round used yet),
+    leaving out those of the raters named in `exclude_raters`."""
     query = (select(Rating.id, Rating.user_id, Item.prompt_id, Rating.verdict, Rating.preferred_sample_id,
                     Rating.provenance, Rating.scores)
              .join(Item, Item.id == Rating.item_id).order_by(Rating.id))
     if which == "since_last_round":
         query = query.where(~exists().where(RoundRating.rating_id == Rating.id))
+    if exclude_raters := list(exclude_raters):
+        query = query.where(Rating.user_id.not_in(select(User.id).where(User.name.in_(exclude_raters))))
     return [RatingRow(rating_id, rater_id, prompt_id, verdict, preferred, tuple(p["sample_id"] for p in provenance),
                       {int(sample): float(score) for sample, score in scores.items()})
             for rating_id, rater_id, prompt_id, verdict, preferred, provenance, scores in db.execute(query)]

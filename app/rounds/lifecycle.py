@@ -43,7 +43,11 @@ def launch_round(db: Session, settings: RoundSettings, user: User | None) -> Tra
     if candidate is not None:
         raise Conflict(f"checkpoint v{candidate.version} is a candidate under review; the next round "
                        "trains from whichever checkpoint is current once raters (or an admin) decide")
-    check_enough_ratings(usable_comparisons(db, settings.ratings), settings.ratings)
+    unknown = sorted(set(settings.exclude_raters) - set(db.scalars(
+        select(User.name).where(User.name.in_(settings.exclude_raters)))))
+    if unknown:
+        raise InvalidInput(f"exclude_raters: no user named {', '.join(map(repr, unknown))}", field="exclude_raters")
+    check_enough_ratings(usable_comparisons(db, settings.ratings, settings.exclude_raters), settings.ratings)
     ensure_queue_available()
     round_ = TrainingRound(algorithm=settings.algorithm, config=settings.model_dump(),
                            created_by_id=user.id if user else None, status=RoundStatus.queued)

@@ -1,9 +1,9 @@
 """Round and checkpoint shapes of the REST API (a public contract: extend, never rename)."""
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from app.models import RoundStatus
 
@@ -32,6 +32,10 @@ class RoundSettings(BaseModel):
         "naming the base model it adapts by content hash."))
     ratings: Literal["all", "since_last_round"] = Field(
         "all", description="which human ratings the round trains on")
+    exclude_raters: list[Annotated[str, StringConstraints(min_length=1, max_length=200)]] = Field(
+        default_factory=list, max_length=1000, description=(
+            "names of raters whose ratings this round leaves out, to see what they changed: the result is a "
+            "checkpoint like any other, compared blind with the current one"))
     rater_weights: bool = Field(True, description=(
         "weigh each rater's ratings by their reliability (GET /raters), once enough items have two or more "
         "raters; false counts every rating the same"))

@@ -16,9 +16,10 @@ from app.settings import get_settings
 MIN_NEW_RATINGS = 8
 
 
-def usable_comparisons(db: Session, which: str) -> ComparisonCounts:
-    """What the ratings a round would use ("all" or "since_last_round") give it to train on."""
-    rows = rating_rows(db, which)
+def usable_comparisons(db: Session, which: str, exclude_raters: list[str] | None = None) -> ComparisonCounts:
+    """What the ratings a round would use ("all" or "since_last_round", less the excluded raters')
+    give it to train on."""
+    rows = rating_rows(db, which, exclude_raters or ())
     return count(comparisons_of(rows), len(rows))
 
 

@@ -9,7 +9,7 @@ from app.errors import QueueUnavailable
 from app.models import RoundMetric, RoundStatus, TrainingRound
 from app.settings import get_settings
 from tests.admin.conftest import page_csrf
-from tests.factories import rate_items
+from tests.factories import make_user, rate_items
 
 FORM = {"algorithm": "ppo", "policy_steps": "12", "kl_coef": "0.1", "learning_rate": "0.0003",
         "reward_model_epochs": "3", "ratings": "since_last_round", "seed": "7", "rater_weights": "False"}
@@ -33,7 +33,8 @@ def test_launch_form_queues_a_round_with_the_chosen_settings(admin_client, db, l
     assert round_.status == RoundStatus.queued
     assert round_.config == {"algorithm": "ppo", "policy_steps": 12, "kl_coef": 0.1, "kl_budget": 15.0,
                              "learning_rate": 3e-4, "reward_model_epochs": 3, "lora_r": None,
-                             "ratings": "since_last_round", "rater_weights": False, "seed": 7}
+                             "ratings": "since_last_round", "rater_weights": False, "exclude_raters": [],
+                             "seed": 7}
     # The round's id went to the train queue once the transaction committed.
     [message] = train_queue.lrange("train", 0, -1)
     assert json.loads(message)["headers"]["argsrepr"] == f"[{round_.id}]"
@@ -50,6 +51,19 @@ def test_second_launch_while_one_is_queued_shows_the_conflict(admin_client, db, 
     # The form keeps what the admin typed.
     assert 'value="dpo" checked' in response.text
     assert len(db.scalars(select(TrainingRound)).all()) == 1
+
+
+def test_raters_left_out_are_names_and_an_unknown_one_is_a_message(admin_client, db, lineage, rated, train_queue):
+    response = launch(admin_client, exclude_raters="ghost, <b>nobody</b>")
+    assert response.status_code == 422
+    assert "exclude_raters: no user named &#39;&lt;b&gt;nobody&lt;/b&gt;&#39;, &#39;ghost&#39;" in response.text
+    assert 'value="ghost, &lt;b&gt;nobody&lt;/b&gt;"' in response.text  # kept in the form, escaped
+    make_user(db, "mallory")
+    db.commit()
+    assert launch(admin_client, exclude_raters=" mallory ,").status_code == 303
+    [round_] = db.scalars(select(TrainingRound)).all()
+    assert round_.config["exclude_raters"] == ["mallory"]
+    assert "the ratings of mallory" in admin_client.get(f"/admin/rounds/{round_.id}").text
 
 
 def test_out_of_range_setting_is_a_message_on_the_page(admin_client, db, lineage, train_queue):

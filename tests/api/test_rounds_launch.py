@@ -7,8 +7,8 @@ from sqlalchemy import select
 
 from app.checkpoints.service import add_checkpoint
 from app.models import CheckpointStatus, TrainingRound
-from app.settings import get_settings
 from app.rounds.service import auto_round_due
+from app.settings import get_settings
 from tests.admin.conftest import train_queue  # noqa: F401  (train_queue is a fixture)
 from tests.factories import rate_items
 
@@ -61,3 +61,24 @@ def test_automatic_rounds_wait_for_enough_ratings(db, current, monkeypatch):
     assert not auto_round_due(db)
     monkeypatch.setattr(get_settings(), "min_round_comparisons", 4)
     assert auto_round_due(db)
+
+
+def test_a_round_can_leave_raters_out_and_counts_what_remains(client, db, admin, current, train_queue):
+    minimum = get_settings().min_round_comparisons
+    rate_items(db, minimum, checkpoint_id=current, rater="ann")
+    rate_items(db, 4, checkpoint_id=current, rater="mallory")
+    unknown = client.post("/api/v1/rounds", json={"algorithm": "dpo", "exclude_raters": ["nobody"]}, headers=admin)
+    assert unknown.status_code == 422 and "no user named 'nobody'" in unknown.text
+    without_ann = client.post("/api/v1/rounds", json={"algorithm": "dpo", "exclude_raters": ["ann"]}, headers=admin)
+    assert without_ann.status_code == 409 and "4 rating(s) give 4 decisive" in without_ann.json()["detail"]
+    launched = client.post("/api/v1/rounds", json={"algorithm": "dpo", "exclude_raters": ["mallory"]}, headers=admin)
+    assert launched.status_code == 201, launched.text
+    [round_] = db.scalars(select(TrainingRound)).all()
+    assert round_.config["exclude_raters"] == ["mallory"]
+
+    # What the round trains on: ann's ratings only.
+    from app.rounds.schemas import RoundSettings
+    from worker.rounds import snapshot_ratings
+
+    pairs, weights = snapshot_ratings(round_.id, RoundSettings.model_validate(round_.config))
+    assert len(pairs) == minimum and set(weights) == {"ann"}
