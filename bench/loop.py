@@ -5,10 +5,12 @@ named by --database-url), the small local base model, the built-in prompts
 split into training prompts (the only ones the loop ever sees) and held-out
 prompts. Then K rounds of:
 
-  1. rating:      R items from the pool, answered in-process by a simulated
-                  rater following RULE with NOISE of its answers flipped,
-                  through the same services the REST API calls
-                  (lease_next_item, leased_item_view, submit_rating);
+  1. rating:      R answers to items from the pool, in-process, by simulated
+                  raters following RULE with NOISE of their answers flipped
+                  (--crowd: random clickers and adversarial raters too,
+                  --overlap of them on each item), taking turns, through the
+                  same services the REST API calls (lease_next_item,
+                  leased_item_view, submit_rating);
   2. training:    launch_round + execute_round, in this process (reward model,
                   PPO or DPO under the watch, gates, publish); the result goes
                   live when its gates pass (TUNELOOP_PROMOTION=gates, or
@@ -58,6 +60,9 @@ from worker.training.sequences import pad_prompt_response
 RESULTS = Path(__file__).resolve().parent / "results"
 WIN_RATE_TARGET = 0.8
 PROMPT_SOURCE = "builtin"
+# Share of answers each simulated rater profile flips (None: the run's --noise): a random
+# clicker is a coin, an adversarial rater always answers against the rule.
+PROFILES = {"careful": None, "random": 0.5, "adversarial": 1.0}
 
 
 @dataclass
@@ -65,7 +70,11 @@ class BenchConfig:
     rule: str = "positive"
     rounds: int = 3
     ratings: int = 500  # per round
-    noise: float = 0.1  # share of answers flipped
+    noise: float = 0.1  # share of a careful rater's answers flipped
+    # Who rates: how many simulated raters of each profile (PROFILES), and how many of them answer
+    # each item (TUNELOOP_POOL_OVERLAP); ratings are taken from them in turn.
+    crowd: dict[str, int] = field(default_factory=lambda: {"careful": 1})
+    overlap: int = 1
     # Round settings (RoundSettings fields); unset ones keep the app's defaults.
     round_settings: dict = field(default_factory=lambda: {"algorithm": "dpo"})
     held_out_share: float = 0.25
@@ -100,6 +109,7 @@ class RoundResult:
     status: str = ""  # the round's: succeeded, or rejected (its result did not go live)
     failed_gates: list[str] = field(default_factory=list)
     yes_no_rule: bool = False  # the rule scored the base's samples with two values only
+    rater_weights: dict[str, float] = field(default_factory=dict)
 
     @property
     def round_seconds(self) -> float:
@@ -111,7 +121,7 @@ class RoundResult:
 
 @contextlib.contextmanager
 def tuneloop_environment(workdir: Path, database_url: str | None, pool_target: int,
-                         promotion: str = "gates") -> Iterator[str]:
+                         promotion: str = "gates", overlap: int = 1) -> Iterator[str]:
     """Point tuneloop's settings at `workdir` (and the database); restore them afterwards."""
     from app import db, settings
 
@@ -130,7 +140,7 @@ def tuneloop_environment(workdir: Path, database_url: str | None, pool_target: i
         "TUNELOOP_CHECKPOINT_DIR": str(workdir / "checkpoints"),
         # The pool holds exactly one round's worth of items, refilled after each round.
         "TUNELOOP_POOL_TARGET": str(pool_target),
-        "TUNELOOP_POOL_OVERLAP": "1",
+        "TUNELOOP_POOL_OVERLAP": str(overlap),
         "TUNELOOP_PROMOTION": promotion,
         "HF_HUB_OFFLINE": "1",
     })
@@ -143,9 +153,10 @@ def tuneloop_environment(workdir: Path, database_url: str | None, pool_target: i
         reset()
 
 
-def prepare_state(url: str, base_dir: Path, train_prompts: list[tuple[str, str]]) -> int:
+def prepare_state(url: str, base_dir: Path, train_prompts: list[tuple[str, str]],
+                  crowd: dict[str, int]) -> list[tuple[int, str]]:
     """Migrate, refuse a used database, register the base model and the training prompts;
-    returns the simulated rater's user id."""
+    returns the simulated raters' user ids and profiles."""
     from app.checkpoints.service import register_checkpoint
     from app.db import session_scope
     from app.migrate import upgrade
@@ -161,7 +172,8 @@ def prepare_state(url: str, base_dir: Path, train_prompts: list[tuple[str, str]]
                 raise SystemExit(f"error: the benchmark needs an empty database; {url} has {table.__tablename__} rows")
         register_checkpoint(db, base_dir, name="base", content_hash=read_metadata(base_dir)["content_hash"])
         add_prompts(db, [NewPrompt(text=text, tags=[topic], source=PROMPT_SOURCE) for text, topic in train_prompts])
-        return create_user(db, "sim-bench").id
+        return [(create_user(db, f"sim-{profile}-{n}").id, profile)
+                for profile, count in sorted(crowd.items()) for n in range(1, count + 1)]
 
 
 def base_model_dir(cache: Path, config: BaseModelConfig) -> Path:
@@ -185,23 +197,29 @@ def fill_pool(target: int, rng: random.Random) -> int:
             return open_items
 
 
-def rate_items(user_id: int, count: int, rule: Rule, noise: float, rng: random.Random) -> int:
-    """Answer up to `count` items as the API would, one transaction each; returns how many."""
+def rate_items(raters: list[tuple[int, float]], count: int, rule: Rule, rng: random.Random) -> int:
+    """Answer up to `count` items as the API would, one transaction each, the raters (user id,
+    share of answers flipped) taking turns; returns how many."""
     from app.db import session_scope
     from app.feedback.leasing import lease_next_item
     from app.feedback.ratings import RatingInput, submit_rating
     from app.feedback.views import leased_item_view
     from worker.simulated_raters import answer_item
 
-    for done in range(count):
+    dry = 0
+    done = 0
+    while done < count and dry < len(raters):
+        user_id, noise = raters[(done + dry) % len(raters)]
         with session_scope() as db:
             leased = lease_next_item(db, user_id, rng=rng)
-            if leased is None:
-                return done
+            if leased is None:  # nothing left that this rater has not answered
+                dry += 1
+                continue
             body = answer_item(rule, leased_item_view(leased).model_dump(mode="json"), noise, rng)
             body["scores"] = {int(k): v for k, v in body.get("scores", {}).items()}
             submit_rating(db, user_id, RatingInput(**body))
-    return count
+        done, dry = done + 1, 0
+    return done
 
 
 @dataclass
@@ -210,6 +228,7 @@ class TrainedRound:
     metrics: dict[str, float]  # the produced checkpoint's
     status: str
     failed_gates: list[str]
+    rater_weights: dict[str, float]  # by rater name, as the round weighed them
 
 
 def train_round(round_settings: dict) -> TrainedRound:
@@ -251,9 +270,10 @@ def train_round(round_settings: dict) -> TrainedRound:
             raise RuntimeError(f"round {round_id} {status}: {round_.error}\n{round_.log}")
         metrics = dict(round_.produced_checkpoint.metrics) if round_.produced_checkpoint else {}
         failed = [gate["name"] for gate in round_.gates if not gate["passed"]]
+        weights = round_.report.get("rater_weights", {})
     # Snapshot of ratings, heartbeat, checkpoint registration and the switch to current.
     seconds["publish"] = total - seconds.get("reward_model", 0.0) - seconds.get("policy", 0.0)
-    return TrainedRound(seconds, metrics, str(status), failed)
+    return TrainedRound(seconds, metrics, str(status), failed, weights)
 
 
 def current_checkpoint_dir() -> Path:
@@ -352,10 +372,13 @@ def _run_benchmark(config: BenchConfig, workdir: Path, cache: Path, database_url
     train_prompts, held_out = split_prompts(config.seed, config.held_out_share)
     settings = {"seed": config.seed} | config.round_settings
     results = []
-    with tuneloop_environment(workdir, database_url, config.ratings, config.promotion) as url:
-        user_id = prepare_state(url, base_dir, train_prompts)
+    items = -(-config.ratings // config.overlap)  # a round's ratings cover this many items
+    with tuneloop_environment(workdir, database_url, items, config.promotion, config.overlap) as url:
+        raters = [(user_id, config.noise if PROFILES[profile] is None else PROFILES[profile])
+                  for user_id, profile in prepare_state(url, base_dir, train_prompts, config.crowd)]
         log(f"{len(train_prompts)} training prompts, {len(held_out)} held out; database {url.split('://')[0]}; "
-            f"rule {rule.name!r}, noise {config.noise:.0%}, round settings {settings}")
+            f"rule {rule.name!r}, noise {config.noise:.0%}, raters {config.crowd} x{config.overlap} an item, "
+            f"round settings {settings}")
         seconds = {}
         started = time.perf_counter()
         evaluator = Evaluator(base_dir, held_out, rule, config.eval_samples, config.seed)
@@ -364,25 +387,25 @@ def _run_benchmark(config: BenchConfig, workdir: Path, cache: Path, database_url
         log(format_row(results[-1]))
         started = time.perf_counter()
         pool_rng = random.Random(config.seed + 7)
-        fill_pool(config.ratings, pool_rng)
+        fill_pool(items, pool_rng)
         seconds["generation"] = time.perf_counter() - started
         rng = random.Random(config.seed)
         for number in range(1, config.rounds + 1):
             started = time.perf_counter()
-            rated = rate_items(user_id, config.ratings, rule, config.noise, rng)
+            rated = rate_items(raters, config.ratings, rule, rng)
             seconds = {"rating": time.perf_counter() - started}
             if rated < config.ratings:
                 raise RuntimeError(f"the pool ran dry after {rated} of {config.ratings} ratings")
             trained = train_round(settings)
             seconds |= trained.seconds
             started = time.perf_counter()
-            fill_pool(config.ratings, pool_rng)
+            fill_pool(items, pool_rng)
             seconds["generation"] = time.perf_counter() - started
             started = time.perf_counter()
             evaluation = evaluator.evaluate(current_checkpoint_dir())
             seconds["evaluation"] = time.perf_counter() - started
             results.append(RoundResult(number, evaluation, seconds, trained.metrics, trained.status,
-                                       trained.failed_gates))
+                                       trained.failed_gates, rater_weights=trained.rater_weights))
             log(format_row(results[-1]))
     return results
 
@@ -467,12 +490,26 @@ def parse_setting(text: str) -> tuple[str, object]:
         return key, value
 
 
+def parse_crowd(text: str) -> dict[str, int]:
+    crowd = {}
+    for part in text.split(","):
+        profile, _, count = part.partition("=")
+        if profile.strip() not in PROFILES or not count.strip().isdigit():
+            raise argparse.ArgumentTypeError(f"expected PROFILE=N with PROFILE one of {', '.join(PROFILES)}: {part!r}")
+        crowd[profile.strip()] = int(count)
+    return crowd
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rule", choices=sorted(RULES), default="positive")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--ratings", type=int, default=500, help="ratings per round")
-    parser.add_argument("--noise", type=float, default=0.1, help="share of answers flipped")
+    parser.add_argument("--noise", type=float, default=0.1, help="share of a careful rater's answers flipped")
+    parser.add_argument("--crowd", type=parse_crowd, default={"careful": 1}, metavar="PROFILE=N,...",
+                        help=f"simulated raters by profile ({', '.join(PROFILES)}), e.g. careful=6,random=3,"
+                             "adversarial=1")
+    parser.add_argument("--overlap", type=int, default=1, help="raters who answer each item")
     parser.add_argument("--algorithm", choices=("dpo", "ppo"), default="dpo")
     parser.add_argument("--round", action="append", default=[], type=parse_setting, metavar="KEY=VALUE",
                         help="a RoundSettings field, e.g. policy_steps=60 (repeatable)")
@@ -492,7 +529,8 @@ def main(argv: list[str] | None = None) -> int:
     config = BenchConfig(rule=args.rule, rounds=args.rounds, ratings=args.ratings, noise=args.noise,
                          round_settings={"algorithm": args.algorithm} | dict(args.round), seed=args.seed,
                          base_model=replace(TINY_BASE if args.tiny else BaseModelConfig(), **dict(args.base)),
-                         promotion=args.promotion, torch_threads=args.threads)
+                         promotion=args.promotion, torch_threads=args.threads, crowd=args.crowd,
+                         overlap=args.overlap)
     transformers_logging.set_verbosity_error()
     transformers_logging.disable_progress_bar()
     out = args.out or RESULTS / f"loop-{args.rule}.png"

@@ -163,7 +163,10 @@ def rate(loop, user_id: int, count: int, rule, noise: float, rng: random.Random,
     done = 0
     while done < count:
         refill(target, pool_rng)
-        rated = loop.rate_items(user_id, min(REVIEW_CHUNK, count - done), rule, noise, rng)
+        try:
+            rated = loop.rate_items([(user_id, noise)], min(REVIEW_CHUNK, count - done), rule, rng)
+        except TypeError:  # an older checkout: one rater
+            rated = loop.rate_items(user_id, min(REVIEW_CHUNK, count - done), rule, noise, rng)
         if not rated:
             break
         done += rated
@@ -249,7 +252,10 @@ def run_scenario(loop, scenario: Scenario, rounds: int, workdir: Path, cache: Pa
     target = max(scenario.ratings, MIN_POOL)
     settings = {"algorithm": scenario.algorithm, "seed": scenario.seed}
     with loop.tuneloop_environment(workdir, None, target, "review") as url:
-        user_id = loop.prepare_state(url, base_dir, train_prompts)
+        try:
+            [(user_id, _)] = loop.prepare_state(url, base_dir, train_prompts, {"careful": 1})
+        except TypeError:  # an older checkout: one rater
+            user_id = loop.prepare_state(url, base_dir, train_prompts)
         judge = Judge(held_out, rule, scenario.seed)
         rng, pool_rng = random.Random(scenario.seed), random.Random(scenario.seed + 7)
         for number in range(1, rounds + 1):
