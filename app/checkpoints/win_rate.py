@@ -5,16 +5,23 @@ Newton steps on the penalised log-likelihood; a small Gaussian prior keeps
 theta finite when one checkpoint has only wins. Intervals are +-1.96 standard
 errors from the inverse Fisher information.
 
+Length-controlled, the fit has one more term, as LMArena's style control
+does: P(a beats b) = sigmoid(theta_a - theta_b + gamma * d), d the normalised
+length difference of the two answers, (len_a - len_b) / (len_a + len_b) in
+characters. gamma takes up how much raters favour the longer answer, so that
+theta says how good a checkpoint is at equal length: a policy that only got
+longer does not look better.
+
 A share won (one checkpoint against another, or a reward model's held-out
 accuracy) gets Wilson's score interval, which stays inside 0..1 and keeps its
 coverage for a handful of games, where the normal approximation does not.
 """
 
 import math
-from collections import defaultdict
 from dataclasses import dataclass
+from typing import NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.models import Item, ItemPurpose, ItemResponse, Rating, Sample, Verdict
@@ -60,9 +67,16 @@ class HeadToHead:
         return self.wins - 0.5 * self.ties
 
 
-def comparisons(db: Session, involving: int | None = None) -> list[tuple[int, int, float]]:
-    """(checkpoint a, checkpoint b, score of a: 1, 0.5 or 0) from blind cross-checkpoint ratings;
-    with `involving`, only the comparisons one of whose samples that checkpoint wrote."""
+class Game(NamedTuple):
+    a: int  # checkpoint ids
+    b: int
+    score: float  # a's: 1, 0.5 or 0
+    length: float = 0.0  # (len_a - len_b) / (len_a + len_b) of the two answers
+
+
+def comparisons(db: Session, involving: int | None = None) -> list[Game]:
+    """Games from blind cross-checkpoint ratings; with `involving`, only the comparisons one of
+    whose samples that checkpoint wrote."""
     query = (select(Rating.verdict, Rating.preferred_sample_id, Rating.provenance)
              .join(Item, Item.id == Rating.item_id)
              .where(Item.purpose == ItemPurpose.progress, Rating.verdict.in_([Verdict.preferred, Verdict.tie])))
@@ -70,20 +84,26 @@ def comparisons(db: Session, involving: int | None = None) -> list[tuple[int, in
         query = query.where(Rating.item_id.in_(
             select(ItemResponse.item_id).join(Sample, Sample.id == ItemResponse.sample_id)
             .where(Sample.checkpoint_id == involving)))
-    rows = db.execute(query)
+    rows = [(verdict, preferred, a, b) for verdict, preferred, (a, b, *_) in db.execute(query)
+            if a["checkpoint_id"] is not None and b["checkpoint_id"] is not None
+            and a["checkpoint_id"] != b["checkpoint_id"]]
+    ids = sorted({side["sample_id"] for *_, a, b in rows for side in (a, b)})
+    lengths: dict[int, int] = {}
+    for start in range(0, len(ids), 1000):
+        lengths |= dict(db.execute(select(Sample.id, func.length(Sample.text))
+                                   .where(Sample.id.in_(ids[start : start + 1000]))).tuples().all())
     games = []
-    for verdict, preferred, provenance in rows:
-        a, b = provenance[0], provenance[1]
-        if a["checkpoint_id"] is None or b["checkpoint_id"] is None or a["checkpoint_id"] == b["checkpoint_id"]:
-            continue
+    for verdict, preferred, a, b in rows:
         score = 0.5 if verdict == Verdict.tie else float(preferred == a["sample_id"])
-        games.append((a["checkpoint_id"], b["checkpoint_id"], score))
+        len_a, len_b = lengths.get(a["sample_id"], 0), lengths.get(b["sample_id"], 0)
+        games.append(Game(a["checkpoint_id"], b["checkpoint_id"], score,
+                          (len_a - len_b) / (len_a + len_b) if len_a + len_b else 0.0))
     return games
 
 
-def head_to_head(games: list[tuple[int, int, float]], child: int, parent: int) -> HeadToHead:
+def head_to_head(games: list[Game], child: int, parent: int) -> HeadToHead:
     record = HeadToHead()
-    for a, b, score in games:
+    for a, b, score, _ in games:
         if (a, b) in ((child, parent), (parent, child)):
             record.wins += score if a == child else 1 - score
             record.games += 1
@@ -91,41 +111,37 @@ def head_to_head(games: list[tuple[int, int, float]], child: int, parent: int) -
     return record
 
 
-def fit_strengths(games: list[tuple[int, int, float]], anchor: int) -> dict[int, Strength]:
-    players = sorted({anchor} | {a for a, _, _ in games} | {b for _, b, _ in games})
+def fit_strengths(games: list[Game], anchor: int, length_control: bool = False) -> dict[int, Strength]:
+    """Each checkpoint's log-strength against `anchor` (fixed at 0), with a 95% interval; with
+    `length_control`, at equal answer length (the module's docstring)."""
+    players = sorted({anchor} | {g.a for g in games} | {g.b for g in games})
     free = [p for p in players if p != anchor]
     index = {p: i for i, p in enumerate(free)}
-    theta = defaultdict(float)
-    pairs: dict[tuple[int, int], list[float]] = defaultdict(lambda: [0.0, 0.0])  # (a<b): [a's score, games]
-    for a, b, score in games:
-        key, s = ((a, b), score) if a < b else ((b, a), 1 - score)
-        pairs[key][0] += s
-        pairs[key][1] += 1
-    n = len(free)
-    hessian = [[0.0] * n for _ in range(n)]
+    n = len(free) + length_control  # the last parameter is gamma when controlling for length
+    beta = [0.0] * n
+    hessian = [[PRIOR_PRECISION if i == j else 0.0 for j in range(n)] for i in range(n)]
     for _ in range(50):
-        gradient = [-PRIOR_PRECISION * theta[p] for p in free]
+        gradient = [-PRIOR_PRECISION * value for value in beta]
         hessian = [[PRIOR_PRECISION if i == j else 0.0 for j in range(n)] for i in range(n)]
-        for (a, b), (wins_a, count) in pairs.items():
-            p_a = 1 / (1 + math.exp(theta[b] - theta[a]))
-            information = count * p_a * (1 - p_a)
-            for player, sign in ((a, 1), (b, -1)):
-                if player in index:
-                    gradient[index[player]] += sign * (wins_a - count * p_a)
-            for x in (a, b):
-                for y in (a, b):
-                    if x in index and y in index:
-                        hessian[index[x]][index[y]] += information if x == y else -information
+        for game in games:
+            x = [(index[game.a], 1.0)] if game.a in index else []
+            x += [(index[game.b], -1.0)] if game.b in index else []
+            x += [(n - 1, game.length)] if length_control else []
+            p_a = 1 / (1 + math.exp(-sum(beta[i] * value for i, value in x)))
+            information = p_a * (1 - p_a)
+            for i, value in x:
+                gradient[i] += (game.score - p_a) * value
+                for j, other in x:
+                    hessian[i][j] += information * value * other
         step = _solve(hessian, gradient)
-        for p in free:
-            theta[p] += step[index[p]]
+        beta = [value + delta for value, delta in zip(beta, step)]
         if max((abs(s) for s in step), default=0) < 1e-8:
             break
     covariance = _inverse(hessian)
     result = {anchor: Strength(0.0, 0.0, 0.0)}
     for p in free:
-        se = math.sqrt(max(covariance[index[p]][index[p]], 0.0))
-        result[p] = Strength(theta[p], theta[p] - 1.96 * se, theta[p] + 1.96 * se)
+        theta, se = beta[index[p]], math.sqrt(max(covariance[index[p]][index[p]], 0.0))
+        result[p] = Strength(theta, theta - 1.96 * se, theta + 1.96 * se)
     return result
 
 

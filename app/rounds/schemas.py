@@ -120,6 +120,8 @@ class CheckpointOut(BaseModel):
     metrics: dict
     created_at: datetime
     win_rate: float | None = Field(None, description="human win rate against its parent, blind")
+    win_rate_length_controlled: float | None = Field(None, description=(
+        "the same at equal answer length: Bradley-Terry with a length term, as LMArena's style control"))
     strength: float | None = Field(None, description="Bradley-Terry strength (log-odds vs the first)")
     strength_interval: tuple[float, float] | None = None
     round_id: int | None = Field(None, description="the round that produced it")

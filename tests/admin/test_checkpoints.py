@@ -72,6 +72,7 @@ def test_table_shows_lineage_metrics_round_and_human_win_rate(admin_client, db, 
     assert "0.75" in row and "0.52" in row  # RM eval accuracy, DPO loss
     assert '83% <span class="muted">(3)</span>' in row
     assert "+1." in row and "[" in row  # Bradley-Terry strength with its interval
+    assert "length-controlled" in row  # answers of equal length: within a few points of the plain fit
 
 
 def test_a_candidate_is_rejected_or_promoted_by_hand_with_the_reason_kept(admin_client, db, lineage):
