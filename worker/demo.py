@@ -8,7 +8,9 @@ stops everything; a second run reuses what the first built.
 Automatic rounds are on in the demo (every `DEMO_ROUND_EVERY_RATINGS` new
 ratings, unless TUNELOOP_AUTO_ROUND_EVERY_RATINGS says otherwise), so with
 `--simulate N` the loop turns by itself: raters rate, a round trains, its
-result is reviewed blind by the same raters, and goes live or not.
+result is reviewed blind by the same raters, and goes live or not. With two
+or more simulated raters, two of them answer each item (unless
+TUNELOOP_POOL_OVERLAP says otherwise), so that their reliability can be estimated.
 """
 
 import json
@@ -98,7 +100,9 @@ def run_demo(host: str, port: int, simulated_raters: int = 0) -> None:
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     logins = prepare_database()
     tuneloop = [sys.executable, "-m", "app.cli"]
-    env = {"TUNELOOP_AUTO_ROUND_EVERY_RATINGS": str(DEMO_ROUND_EVERY_RATINGS)} | dict(os.environ)
+    env = {"TUNELOOP_AUTO_ROUND_EVERY_RATINGS": str(DEMO_ROUND_EVERY_RATINGS),
+           # Two simulated raters on each item: the Raters page can tell them apart (reliability).
+           **({"TUNELOOP_POOL_OVERLAP": "2"} if simulated_raters >= 2 else {})} | dict(os.environ)
     url = f"http://{host}:{port}"
     # The server first, so the pages are up while the base model builds.
     children = [subprocess.Popen(tuneloop + ["serve", "--host", host, "--port", str(port), "--log-level", "warning"],
