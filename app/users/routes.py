@@ -18,8 +18,8 @@ class RaterOut(BaseModel):
         "estimated probability that this rater's answer is the right one (one-coin Dawid-Skene over items "
         "two or more raters answered); null until there is enough overlap"))
     reliability_interval: tuple[float, float] | None = Field(description="95% Wilson interval of the reliability")
-    flagged: bool = Field(description="the interval lies wholly below the median of the other raters' "
-                                      "intervals' lower ends")
+    flagged: bool = Field(description="far below the rest: the interval lies wholly below the median of the "
+                                      "other raters' lower ends, and the estimate 10 points or more below theirs")
     weight: float | None = Field(description="what a round's training loss weighs this rater's ratings by, 2p - 1")
 
 
