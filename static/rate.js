@@ -64,8 +64,8 @@
   }
 
   function validate(form, data) {
-    if (form.dataset.kind === "score" && !data.score_a) {
-      return ["Give the response a score from 1 to 7 first.", "score_a"];
+    if (form.dataset.kind === "score" && !data.score_a && !data.thumb) {
+      return ["Give the response a score from 1 to 7, or a thumb (U or D), first.", "score_a"];
     }
     if (form.dataset.kind === "compare" && !data.choice) {
       return ["Choose A better, B better, tie or both bad first (keys 1–4).", "choice"];
@@ -119,7 +119,7 @@
       item_id: Number(data.item_id), action, choice: data.choice || "",
       side_a: data.side_a ? Number(data.side_a) : null,
       side_b: data.side_b ? Number(data.side_b) : null,
-      score_a: data.score_a || "", score_b: data.score_b || "",
+      score_a: data.score_a || "", score_b: data.score_b || "", thumb: data.thumb || "",
       comment: data.comment || "", idempotency_key: data.idempotency_key || "",
       time_spent_ms: Math.round(started - shownAt),
     };
@@ -229,6 +229,10 @@
     else if (key === "Escape") arm(null);
     else if (form.dataset.kind === "compare" && /^[abAB]$/.test(key)) arm(key.toLowerCase());
     else if (/^[0-7]$/.test(key) && form.dataset.kind === "score") setScore(form, "a", key);
+    else if (/^[uUdD]$/.test(key) && form.dataset.kind === "score") {
+      check(form, "thumb", key.toLowerCase() === "u" ? "up" : "down");
+      showError("");
+    }
     else if (/^[0-7]$/.test(key) && armedSide) { setScore(form, armedSide, key); arm(null); }
     else if (/^[1-4]$/.test(key) && form.dataset.kind === "compare") {
       check(form, "choice", ["a", "b", "tie", "both_bad"][Number(key) - 1]);

@@ -12,6 +12,10 @@ so they are left out unless asked for: then every two responses shown are a
 row with `tie: true`, and `verdict` tells a tie from a both-bad.
 
 Scores: one row per scored response (`prompt`, `response`, `score`, provenance).
+
+Thumbs: one row per thumb, TRL's unpaired preference (KTO) format: `prompt`,
+`completion` and `label` (true for up), plain text or, on request,
+conversational (`prompt` the messages, `completion` the assistant's message).
 """
 
 import json
@@ -34,7 +38,7 @@ def _batches(db: Session, where: RatingFilter, verdicts: list[Verdict] | None):
     (on SQLite every transaction takes the write lock, see app.db)."""
     query = (
         select(Rating.id, Rating.user_id, User.name.label("rater"), Rating.item_id, Rating.verdict,
-               Rating.preferred_sample_id, Rating.scores, Rating.provenance, Rating.created_at,
+               Rating.preferred_sample_id, Rating.scores, Rating.thumb, Rating.provenance, Rating.created_at,
                Prompt.text.label("prompt"), Prompt.messages)
         .join(User, User.id == Rating.user_id)
         .join(Item, Item.id == Rating.item_id)
@@ -64,12 +68,18 @@ def _provenance(row) -> dict:
             "item_id": row.item_id, "created_at": row.created_at.isoformat()}
 
 
+def _conversation(row, *answers: str) -> tuple:
+    """The prompt as a list of messages (a plain prompt is one user turn), and each answer as a
+    list holding the assistant's message: TRL's conversational formats."""
+    return (row.messages or [{"role": "user", "content": row.prompt}],
+            *([{"role": "assistant", "content": answer}] for answer in answers))
+
+
 def _pair(row, chosen: dict, rejected: dict, texts: dict[int, str], tie: bool, conversational: bool) -> dict:
     """One exported row: the pair, and the provenance of each side."""
     prompt, better, worse = row.prompt, texts[chosen["sample_id"]], texts[rejected["sample_id"]]
     if conversational:
-        prompt = row.messages or [{"role": "user", "content": row.prompt}]
-        better, worse = [{"role": "assistant", "content": better}], [{"role": "assistant", "content": worse}]
+        prompt, better, worse = _conversation(row, better, worse)
     return {"prompt": prompt, "chosen": better, "rejected": worse, "tie": tie, "verdict": str(row.verdict),
             **_provenance(row),
             "chosen_sample_id": chosen["sample_id"], "rejected_sample_id": rejected["sample_id"],
@@ -103,6 +113,22 @@ def score_rows(db: Session, where: RatingFilter) -> Iterator[list[dict]]:
                             "score": score, **_provenance(row), "sample_id": shown["sample_id"],
                             "checkpoint_id": shown.get("checkpoint_id"),
                             "source": shown.get("source") or ""})
+        yield out
+
+
+def kto_rows(db: Session, where: RatingFilter, conversational: bool = False) -> Iterator[list[dict]]:
+    for batch, texts in _batches(db, where, None):
+        out = []
+        for row in batch:
+            if row.thumb is None:
+                continue
+            [shown] = row.provenance
+            prompt, completion = row.prompt, texts[shown["sample_id"]]
+            if conversational:
+                prompt, completion = _conversation(row, completion)
+            out.append({"prompt": prompt, "completion": completion, "label": row.thumb == "up",
+                        **_provenance(row), "sample_id": shown["sample_id"],
+                        "checkpoint_id": shown.get("checkpoint_id")})
         yield out
 
 

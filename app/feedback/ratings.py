@@ -13,6 +13,7 @@ from app.feedback.leasing import claims_by_others
 from app.models import Item, ItemKind, ItemResponse, Lease, Rating, Sample, Verdict, utcnow
 
 MIN_SCORE, MAX_SCORE = 1, 7
+THUMBS = ("up", "down")
 MAX_COMMENT_CHARS = 2000
 
 
@@ -25,9 +26,12 @@ class RatingInput:
     scores: dict[int, int] = field(default_factory=dict)
     comment: str = ""
     time_spent_ms: int | None = None
+    thumb: str | None = None  # "up" or "down", on an item with one response
 
     def request_hash(self) -> str:
         body = asdict(self) | {"time_spent_ms": None, "scores": sorted(self.scores.items())}
+        if self.thumb is None:  # the hash of an answer without one is what it was before thumbs
+            del body["thumb"]
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
@@ -39,6 +43,11 @@ class StoredRating:
 
 def check_rating(kind: ItemKind, sample_ids: set[int], answer: RatingInput) -> None:
     """Shape rules for one answer to an item with these responses; raises InvalidInput naming the field."""
+    if answer.thumb is not None:
+        if answer.thumb not in THUMBS:
+            raise InvalidInput("thumb must be up or down", field="thumb")
+        if kind == ItemKind.compare or len(sample_ids) != 1:
+            raise InvalidInput("a thumb is for items with one response", field="thumb")
     if kind == ItemKind.compare:
         if answer.verdict not in {v.value for v in Verdict}:
             raise InvalidInput("verdict must be preferred, tie or both_bad", field="verdict")
@@ -52,8 +61,8 @@ def check_rating(kind: ItemKind, sample_ids: set[int], answer: RatingInput) -> N
     else:
         if answer.verdict is not None or answer.preferred_response_id is not None:
             raise InvalidInput("score items take scores, not a verdict", field="verdict")
-        if set(answer.scores) != sample_ids:
-            raise InvalidInput("score items need a score for their response", field="scores")
+        if set(answer.scores) != sample_ids and not (answer.thumb and not answer.scores):
+            raise InvalidInput("score items need a score for their response, or a thumb", field="scores")
     for sample_id, score in answer.scores.items():
         if sample_id not in sample_ids:
             raise InvalidInput(f"scores names response {sample_id}, not in this item", field="scores")
@@ -232,6 +241,7 @@ def _answer_values(db: Session, user_id: int, answer: RatingInput, key: str | No
         verdict=answer.verdict,
         preferred_sample_id=answer.preferred_response_id,
         scores={str(k): v for k, v in answer.scores.items()},
+        thumb=answer.thumb,
         comment=answer.comment,
         time_spent_ms=answer.time_spent_ms
         if answer.time_spent_ms is not None

@@ -11,9 +11,10 @@ ahead win their disagreements, so equally careful raters drift apart (four
 in the demo: 0.83-0.95 on 425 shared items). Shrinking towards 75% by 20
 pseudo-answers narrowed that to 0.84-0.91 but gave random clickers more
 weight and cost 1.9 points of win rate in the crowd benchmark
-(bench/README.md), so the flag below, not the estimate, allows for it. Written here rather than taken from crowd-kit, whose
-aggregators need pandas, scikit-learn and transformers: the web server
-shows these figures and loads none of them.
+(bench/README.md), so the flag below, not the estimate, allows for it.
+Written here rather than taken from crowd-kit, whose aggregators need
+pandas, scikit-learn and transformers: the web server shows these figures
+and loads none of them.
 
 Only items with a verdict from two or more raters inform it, and only once
 there are `MIN_SHARED_ITEMS` of them; a rater needs `MIN_RATER_ITEMS` shared

@@ -40,7 +40,7 @@ IdempotencyKey = Annotated[str | None, Header(
 def _answer(body: RatingIn) -> RatingInput:
     return RatingInput(item_id=body.item_id, verdict=body.verdict,
                        preferred_response_id=body.preferred_response_id, scores=body.scores,
-                       comment=body.comment, time_spent_ms=body.time_spent_ms)
+                       comment=body.comment, time_spent_ms=body.time_spent_ms, thumb=body.thumb)
 
 
 @router.post("/items", status_code=status.HTTP_201_CREATED, response_model=ItemIds,
@@ -149,6 +149,19 @@ def export_preferences(admin: CurrentAdmin, where: FilterDep,
     """Preference pairs as JSONL for TRL / datasets (admins only); ties only on request."""
     return _jsonl(export.stream_jsonl(export.preference_rows, where, include_ties=include_ties,
                                       conversational=format == "conversational"), "preferences.jsonl")
+
+
+@router.get("/export/kto", response_class=StreamingResponse, responses=errors(403) | {
+    200: {"content": {JSONL: {"schema": {"type": "string"}}},
+          "description": "One JSON object a line: prompt, completion, label (true: thumb up) and provenance."}})
+def export_kto(admin: CurrentAdmin, where: FilterDep,
+               format: Annotated[Literal["standard", "conversational"], Query(
+                   description="standard: prompt and completion as text; conversational: prompt as a list of "
+                               "messages, completion as the assistant's message")] = "standard",
+               ) -> StreamingResponse:
+    """Thumbs up and down as JSONL in TRL's unpaired preference (KTO) format (admins only)."""
+    return _jsonl(export.stream_jsonl(export.kto_rows, where, conversational=format == "conversational"),
+                  "kto.jsonl")
 
 
 @router.get("/export/scores", response_class=StreamingResponse, responses=errors(403) | {

@@ -103,6 +103,8 @@ class RatingIn(BaseModel):
         description=f"Response id -> {MIN_SCORE}..{MAX_SCORE}; required for score items.")
     comment: Text = Field("", **text_limits(MAX_COMMENT_CHARS))
     time_spent_ms: Int | None = Field(None, description="Measured by the client; else lease to answer.")
+    thumb: Literal["up", "down"] | None = Field(
+        None, description="For an item with one response: instead of (or with) its score.")
 
 
 class BulkRatingIn(RatingIn):
@@ -121,6 +123,7 @@ class RatingOut(BaseModel):
     verdict: Literal["preferred", "tie", "both_bad"] | None
     preferred_response_id: int | None
     scores: dict[str, int]
+    thumb: Literal["up", "down"] | None = None
     comment: str
     time_spent_ms: int | None
     created_at: datetime

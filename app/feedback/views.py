@@ -23,6 +23,7 @@ def rating_view(rating: Rating) -> RatingOut:
         verdict=rating.verdict,
         preferred_response_id=rating.preferred_sample_id,
         scores=rating.scores,
+        thumb=rating.thumb,
         comment=rating.comment,
         time_spent_ms=rating.time_spent_ms,
         created_at=rating.created_at,

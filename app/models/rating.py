@@ -30,6 +30,8 @@ class Rating(CreatedAt, Base):
     preferred_sample_id: Mapped[int | None] = mapped_column(sa.ForeignKey("sample.id"))
     # {sample id (as a string): 1..7}
     scores: Mapped[dict] = mapped_column(default=dict)
+    # "up" or "down", on an item with one response
+    thumb: Mapped[str | None] = mapped_column(sa.String(4))
     comment: Mapped[str] = mapped_column(sa.Text, default="")
     time_spent_ms: Mapped[int | None]
     # A client's key for safe retries, and a hash of the body it came with.

@@ -27,6 +27,7 @@ class Submission(BaseModel):
     # Strings: an unanswered optional score arrives as "".
     score_a: str = ""
     score_b: str = ""
+    thumb: Literal["", "up", "down"] = ""
     comment: str = Field(default="", max_length=4000)
     idempotency_key: str = Field(default="", max_length=128)
     time_spent_ms: int | None = None
@@ -45,10 +46,10 @@ class Submission(BaseModel):
         scores = {sides[s]: score for s in ("a", "b")
                   if (score := self._score(s)) is not None and sides[s] is not None}
         answer = RatingInput(item_id=self.item_id, scores=scores, comment=self.comment.strip(),
-                             time_spent_ms=self.time_spent_ms)
+                             time_spent_ms=self.time_spent_ms, thumb=self.thumb or None)
         if kind == ItemKind.score:
-            if not scores:
-                raise InvalidInput("Give the response a score from 1 to 7 first.", field="score_a")
+            if not scores and not self.thumb:
+                raise InvalidInput("Give the response a score from 1 to 7, or a thumb, first.", field="score_a")
             return answer
         if self.choice not in CHOICES:
             raise InvalidInput("Choose A better, B better, tie or both bad first (keys 1–4).",

@@ -89,3 +89,27 @@ def test_the_conversational_export_is_trls_conversational_preference_format(clie
     rendered = maybe_apply_chat_template(row, tokenizer)
     assert rendered["prompt"].endswith("<|im_start|>assistant\n") and "Be brief." in rendered["prompt"]
     assert rendered["chosen"].startswith("Blue.") and "<|im_end|>" in rendered["chosen"]
+
+
+def test_thumbs_export_in_trls_unpaired_format(client, admin, make_rater, db, tmp_path):
+    import datasets
+    from trl.data_utils import is_conversational
+
+    make_items(db, 4, responses=1, prompt_text="Name a colour ({i})")
+    ann = make_rater("ann")
+    for n in range(4):
+        answer(client, ann, lambda s, n=n: {"item_id": s["item_id"], "thumb": "up" if n % 2 else "down"})
+    for form, conversational in (("standard", False), ("conversational", True)):
+        export = client.get("/api/v1/export/kto", params={"format": form}, headers=admin)
+        assert export.status_code == 200 and export.headers["content-type"].startswith("application/x-ndjson")
+        path = tmp_path / f"kto-{form}.jsonl"
+        path.write_bytes(export.content)
+        rows = datasets.load_dataset("json", data_files=str(path), split="train",
+                                     cache_dir=str(tmp_path / f"hf-cache-{form}"))
+        assert rows.num_rows == 4 and sorted(rows["label"]) == [False, False, True, True]
+        assert {"prompt", "completion", "label", "rating_id", "rater", "sample_id"} <= set(rows.column_names)
+        assert is_conversational(rows[0]) is conversational
+        if conversational:
+            assert rows[0]["completion"][0]["role"] == "assistant" and rows[0]["prompt"][-1]["role"] == "user"
+        else:
+            assert rows[0]["prompt"].startswith("Name a colour")

@@ -115,3 +115,27 @@ def test_lease_next_answers_and_leases_in_one_request(client, rater, db):
     assert db.scalar(select(func.count()).select_from(Rating)) == 2
     # And nothing is left to lease.
     assert client.get("/api/v1/items/next", headers=rater).status_code == 204
+
+
+def test_an_item_with_one_response_takes_a_thumb(client, rater, db):
+    make_items(db, 2, responses=1)
+    make_items(db, 1, responses=2)
+    shown = lease(client, rater)
+    assert shown["kind"] == "score"
+    bad = client.post("/api/v1/ratings", json={"item_id": shown["item_id"], "thumb": "sideways"}, headers=rater)
+    assert bad.status_code == 422 and bad.json()["field"] == "thumb"
+    up = client.post("/api/v1/ratings", json={"item_id": shown["item_id"], "thumb": "up"}, headers=rater)
+    assert up.status_code == 201 and up.json()["thumb"] == "up" and up.json()["scores"] == {}
+    # A thumb and a score together.
+    second = lease(client, rater)
+    response_id = str(second["responses"][0]["id"])
+    both = client.post("/api/v1/ratings", json={"item_id": second["item_id"], "thumb": "down",
+                                                "scores": {response_id: 2}}, headers=rater)
+    assert both.status_code == 201 and both.json()["thumb"] == "down" and both.json()["scores"] == {response_id: 2}
+    assert sorted(db.scalars(select(Rating.thumb))) == ["down", "up"]
+    # Not on an item of two responses.
+    pair = lease(client, rater)
+    assert pair["kind"] == "compare"
+    refused = client.post("/api/v1/ratings", headers=rater,
+                          json={"item_id": pair["item_id"], "verdict": "tie", "thumb": "up"})
+    assert refused.status_code == 422 and "items with one response" in refused.json()["detail"]

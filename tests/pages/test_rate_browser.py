@@ -99,6 +99,7 @@ def test_score_items_skip_and_guidelines_from_the_keyboard(page, db):
                      "do the same with the doll inside, until the smallest one.")
     skipped = add_item(db, "Summarise the French Revolution in one line.", "It happened.")
     last = add_item(db, "Name a prime number above 10.", "11")
+    thumbed = add_item(db, "Is the sky green?", "Yes, always.")
     log_in(page, "sam", PASSWORD)
 
     page.keyboard.press("6")
@@ -113,9 +114,13 @@ def test_score_items_skip_and_guidelines_from_the_keyboard(page, db):
     page.keyboard.press("9")  # not a score: ignored
     page.keyboard.press("2")
     submit_and_wait(page)
+    page.keyboard.press("d")  # a thumb instead of a score
+    screenshot(page, "rate-thumb.png")
+    submit_and_wait(page)
 
     scores = {r.item_id: r.scores for r in db.scalars(select(Rating))}
-    assert set(scores) == {first, last}
+    assert set(scores) == {first, last, thumbed} and scores[thumbed] == {}
+    assert db.scalar(select(Rating.thumb).where(Rating.item_id == thumbed)) == "down"
     assert list(scores[first].values()) == [6] and list(scores[last].values()) == [2]
     assert db.scalar(select(Lease.skipped_at).where(Lease.item_id == skipped)) is not None
     assert page.script_errors == []

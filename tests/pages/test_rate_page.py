@@ -73,14 +73,18 @@ def test_a_missing_choice_keeps_the_answer_and_says_what_is_missing(client, db, 
     assert db.scalar(select(func.count()).select_from(Rating)) == 0
 
 
-def test_score_items_use_one_column_and_need_a_score(client, db, rater):
-    make_items(db, 1, responses=1)
+def test_score_items_use_one_column_and_need_a_score_or_a_thumb(client, db, rater):
+    make_items(db, 2, responses=1)
     page = client.get("/rate").text
-    assert "responses one" in page and "Which response is better" not in page
+    assert "responses one" in page and "Which response is better" not in page and 'name="thumb"' in page
     form = form_of(page)
     assert post_json(client, form).status_code == 422
     assert post_json(client, form, score_a="6").status_code == 200
     assert db.scalar(select(Rating.scores)) == {form["side_a"]: 6}
+    form = form_of(client.get("/rate").text)
+    assert post_json(client, form, thumb="sideways").status_code == 422
+    assert post_json(client, form, thumb="up").status_code == 200
+    assert db.scalar(select(Rating.thumb).where(Rating.item_id == int(form["item_id"]))) == "up"
 
 
 def test_skip_moves_on(client, db, rater):

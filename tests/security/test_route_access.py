@@ -44,6 +44,7 @@ ACCESS = {
     ("GET", "/api/v1/ratings"): ADMIN,
     ("GET", "/api/v1/export/preferences"): ADMIN,
     ("GET", "/api/v1/export/scores"): ADMIN,
+    ("GET", "/api/v1/export/kto"): ADMIN,
     ("GET", "/api/v1/checkpoints"): ADMIN,
     ("POST", "/api/v1/checkpoints/{checkpoint_id}/promote"): ADMIN,
     ("POST", "/api/v1/checkpoints/{checkpoint_id}/reject"): ADMIN,
