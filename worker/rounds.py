@@ -26,6 +26,7 @@ import socket
 import threading
 import traceback
 from pathlib import Path
+from typing import NamedTuple
 
 from sqlalchemy import insert, select, update
 
@@ -33,7 +34,7 @@ from app.checkpoints.model_dir import inspect_model_dir
 from app.checkpoints.service import add_checkpoint, current_checkpoint, make_current
 from app.db import session_scope
 from app.errors import Conflict
-from app.feedback.examples import comparisons_of, count, rating_rows
+from app.feedback.examples import comparisons_of, count, rating_rows, thumbs_of
 from app.feedback.reliability import answers_on_shared_items, estimate, rater_weights
 from app.models import (
     CheckpointStatus,
@@ -53,7 +54,7 @@ from app.settings import get_settings
 from worker.checkpoint_models import model_ref
 from worker.gates import Gate, policy_gates, reward_model_gate
 from worker.training.checkpoint_io import read_metadata
-from worker.training.data import PreferencePair, TrainingCancelled, TrainResult
+from worker.training.data import PreferencePair, TrainingCancelled, TrainResult, UnaryExample
 from worker.training.devices import GIB, DoesNotFit, check_fits, pick_device, resolve_dtype
 from worker.training.dpo import DPOConfig, run_dpo
 from worker.training.lora import is_adapter
@@ -141,10 +142,16 @@ class RoundRun:
             return finish_round(db, self.round_id, self.worker, status, error, **values)
 
 
-def snapshot_ratings(round_id: int, settings: RoundSettings) -> tuple[list[PreferencePair], dict[str, float]]:
-    """Record exactly which ratings the round uses, and turn them into comparisons
+class Snapshot(NamedTuple):
+    pairs: list[PreferencePair]
+    thumbs: list[UnaryExample]
+    rater_weights: dict[str, float]  # by name
+
+
+def snapshot_ratings(round_id: int, settings: RoundSettings) -> Snapshot:
+    """Record exactly which ratings the round uses, and turn them into comparisons and thumbs
     (app.feedback.examples decides what each rating means), weighted by their raters'
-    reliability unless the round turns that off; also each rater's weight, by name."""
+    reliability unless the round turns that off; also each rater's weight."""
     with session_scope() as db:
         rows = rating_rows(db, settings.ratings, settings.exclude_raters)
         if rows:
@@ -153,21 +160,24 @@ def snapshot_ratings(round_id: int, settings: RoundSettings) -> tuple[list[Prefe
         weights = (rater_weights(estimate(answers_on_shared_items(db)), raters) if settings.rater_weights
                    else dict.fromkeys(raters, 1.0))
         names = dict(db.execute(select(User.id, User.name).where(User.id.in_(raters))).tuples().all())
-        comparisons = comparisons_of(rows, weights)
+        comparisons, thumbs = comparisons_of(rows, weights), thumbs_of(rows, weights)
         check_enough_ratings(count(comparisons, len(rows)), settings.ratings)
         samples, prompts = {}, {}
-        ids = sorted({s for c in comparisons for s in (c.chosen, c.rejected)})
+        ids = sorted({s for c in comparisons for s in (c.chosen, c.rejected)} | {t.sample_id for t in thumbs})
         for start in range(0, len(ids), 1000):
             samples |= {row.id: row for row in db.execute(
                 select(Sample.id, Sample.text, Sample.token_ids, Sample.tokenizer)
                 .where(Sample.id.in_(ids[start : start + 1000])))}
-        prompt_ids = sorted({c.prompt_id for c in comparisons})
+        prompt_ids = sorted({c.prompt_id for c in comparisons} | {t.prompt_id for t in thumbs})
         for start in range(0, len(prompt_ids), 1000):
             prompts |= {prompt_id: prompt_of(text, messages) for prompt_id, text, messages in db.execute(
                 select(Prompt.id, Prompt.text, Prompt.messages).where(Prompt.id.in_(prompt_ids[start : start + 1000])))}
     pairs = [_pair(prompts[c.prompt_id], samples[c.chosen], samples[c.rejected], c.tie, c.weight)
              for c in comparisons]
-    return pairs, {names[rater]: round(weight, 3) for rater, weight in sorted(weights.items())}
+    unary = [UnaryExample(prompts[t.prompt_id], samples[t.sample_id].text, t.up,
+                          tuple(samples[t.sample_id].token_ids) if samples[t.sample_id].token_ids else None,
+                          samples[t.sample_id].tokenizer, t.weight) for t in thumbs]
+    return Snapshot(pairs, unary, {names[rater]: round(weight, 3) for rater, weight in sorted(weights.items())})
 
 
 def _pair(prompt, chosen, rejected, tie: bool, weight: float) -> PreferencePair:
@@ -214,13 +224,13 @@ def _train_and_publish(run: RoundRun) -> RoundStatus:
         base_id, (base_path, full) = base.id, model_ref(db, base)
         prompts = [prompt_of(text, messages) for text, messages in db.execute(
             select(Prompt.text, Prompt.messages).where(Prompt.active.is_(True)).order_by(Prompt.id))]
-    comparisons, weights = snapshot_ratings(run.round_id, settings)
+    comparisons, thumbs, weights = snapshot_ratings(run.round_id, settings)
     decisive = [c for c in comparisons if not c.tie]
     random.Random(settings.seed).shuffle(prompts)
     # With no more active prompts than the probe takes, PPO trains on the probe's prompts too.
     probe, train_prompts = prompts[:PROBE_PROMPTS], prompts[PROBE_PROMPTS:] or prompts
     report: dict = {"comparisons": {"decisive": len(decisive), "ties": len(comparisons) - len(decisive)},
-                    "held_out_prompts": len(probe), "rater_weights": weights}
+                    "held_out_prompts": len(probe), "rater_weights": weights, "thumbs": len(thumbs)}
     run.log(f"{settings.algorithm} on checkpoint {base_id}: {len(decisive)} decisive comparisons, "
             f"{len(comparisons) - len(decisive)} ties; {len(train_prompts)} training prompts, "
             f"{len(probe)} held out")
@@ -252,7 +262,7 @@ def _train_and_publish(run: RoundRun) -> RoundStatus:
         rm_steps = rm_config.epochs * rm_config.steps_per_epoch(len(comparisons))
         reward = fit_reward_model(base_path, comparisons, rm_config, work / "reward_model",
                                   on_metrics=run.metrics_callback("reward_model", 0.0, 0.3, rm_steps),
-                                  should_stop=run.should_stop, base=full)
+                                  should_stop=run.should_stop, base=full, unary=thumbs)
         run.log(f"reward model: {_summary(reward.metrics)}")
         report["reward_model"] = {"steps": int(reward.metrics["steps"]), "epochs": settings.reward_model_epochs,
                                   "train_comparisons": int(reward.metrics["train_pairs"]),

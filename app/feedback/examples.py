@@ -15,7 +15,12 @@ train on.
   Raters use a scale consistently only relative to what they saw near it, so
   a score alone, or scores across prompts, say nothing.
 
-Each comparison carries its rater's weight (app.feedback.reliability decides
+- A thumb up or down on one response is a unary label (`thumbs_of`): the
+  reward model reads its reward as the log-odds of a thumb up. It makes no
+  comparison, so DPO does not use it and it does not count towards a round's
+  minimum.
+
+Each comparison and thumb carries its rater's weight (app.feedback.reliability decides
 it; rounds use it unless their settings turn it off).
 
 A decisive comparison says which response is better: it is what a reward
@@ -56,6 +61,7 @@ class RatingRow:
     preferred_sample_id: int | None
     shown: tuple[int, ...]  # sample ids in the order the rater saw them
     scores: dict[int, float]
+    thumb: str | None = None
 
 
 @dataclass(frozen=True)
@@ -99,6 +105,22 @@ def comparisons_of(rows: Iterable[RatingRow], weights: dict[int, float] | None =
     return comparisons
 
 
+@dataclass(frozen=True)
+class Thumb:
+    """A thumb up or down on one response: a unary label for the reward model."""
+
+    prompt_id: int
+    sample_id: int
+    up: bool
+    weight: float = 1.0
+
+
+def thumbs_of(rows: Iterable[RatingRow], weights: dict[int, float] | None = None) -> list[Thumb]:
+    weights = weights or {}
+    return [Thumb(row.prompt_id, row.shown[0], row.thumb == "up", weights.get(row.rater_id, 1.0))
+            for row in rows if row.thumb is not None and len(row.shown) == 1]
+
+
 def count(comparisons: list[Comparison], ratings: int) -> ComparisonCounts:
     ties = sum(c.tie for c in comparisons)
     return ComparisonCounts(ratings=ratings, decisive=len(comparisons) - ties, ties=ties)
@@ -108,12 +130,12 @@ def rating_rows(db: Session, which: str, exclude_raters: Iterable[str] = ()) -> 
     """The ratings a round uses, in one query: "all", or "since_last_round" (none a round used yet),
     leaving out those of the raters named in `exclude_raters`."""
     query = (select(Rating.id, Rating.user_id, Item.prompt_id, Rating.verdict, Rating.preferred_sample_id,
-                    Rating.provenance, Rating.scores)
+                    Rating.provenance, Rating.scores, Rating.thumb)
              .join(Item, Item.id == Rating.item_id).order_by(Rating.id))
     if which == "since_last_round":
         query = query.where(~exists().where(RoundRating.rating_id == Rating.id))
     if exclude_raters := list(exclude_raters):
         query = query.where(Rating.user_id.not_in(select(User.id).where(User.name.in_(exclude_raters))))
     return [RatingRow(rating_id, rater_id, prompt_id, verdict, preferred, tuple(p["sample_id"] for p in provenance),
-                      {int(sample): float(score) for sample, score in scores.items()})
-            for rating_id, rater_id, prompt_id, verdict, preferred, provenance, scores in db.execute(query)]
+                      {int(sample): float(score) for sample, score in scores.items()}, thumb)
+            for rating_id, rater_id, prompt_id, verdict, preferred, provenance, scores, thumb in db.execute(query)]

@@ -80,5 +80,28 @@ def test_a_round_can_leave_raters_out_and_counts_what_remains(client, db, admin,
     from app.rounds.schemas import RoundSettings
     from worker.rounds import snapshot_ratings
 
-    pairs, weights = snapshot_ratings(round_.id, RoundSettings.model_validate(round_.config))
+    pairs, _, weights = snapshot_ratings(round_.id, RoundSettings.model_validate(round_.config))
     assert len(pairs) == minimum and set(weights) == {"ann"}
+
+
+def test_a_round_takes_thumbs_for_its_reward_model(client, db, admin, current, train_queue):
+    from app.feedback.leasing import lease_next_item
+    from app.feedback.ratings import RatingInput, submit_rating
+    from app.models import Item
+    from app.rounds.schemas import RoundSettings
+    from tests.factories import make_items, make_user
+    from worker.rounds import snapshot_ratings
+
+    rate_items(db, get_settings().min_round_comparisons, checkpoint_id=current, rater="ann")
+    bob = make_user(db, "bob").id
+    for n, item_id in enumerate(make_items(db, 3, responses=1, checkpoint_id=current)):
+        assert lease_next_item(db, bob).item_id == item_id
+        submit_rating(db, bob, RatingInput(item_id=item_id, thumb="up" if n else "down"))
+    db.commit()
+    launched = client.post("/api/v1/rounds", json={"algorithm": "ppo"}, headers=admin)
+    assert launched.status_code == 201, launched.text
+    snapshot = snapshot_ratings(launched.json()["id"], RoundSettings(algorithm="ppo"))
+    assert len(snapshot.pairs) == get_settings().min_round_comparisons
+    assert sorted(t.good for t in snapshot.thumbs) == [False, True, True]
+    texts = {db.get(Item, i).responses[0].sample.text for i in db.scalars(select(Item.id))}
+    assert {t.response for t in snapshot.thumbs} <= texts and set(snapshot.rater_weights) == {"ann", "bob"}

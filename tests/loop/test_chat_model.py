@@ -101,7 +101,7 @@ def test_the_loop_on_a_chat_model_uses_its_template_and_the_ids_it_sampled(db, c
     # responses as sampled.
     with session_scope() as session:
         round_id = launch_round(session, RoundSettings(algorithm="dpo", policy_steps=8), None).id
-    pairs, _ = snapshot_ratings(round_id, RoundSettings())
+    pairs = snapshot_ratings(round_id, RoundSettings()).pairs
     sampled = {tuple(s.token_ids) for s in db.scalars(select(Sample))}
     prompts = {p.id: prompt_of(p.text, p.messages) for p in db.scalars(select(Prompt))}
     for pair, (prompt_ids, chosen_ids, rejected_ids) in zip(pairs, encode_pairs(tokenizer, pairs, 256)):

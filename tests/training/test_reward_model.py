@@ -84,3 +84,31 @@ def test_a_hostile_rater_weighed_at_zero_loses_their_influence(tmp_path, tiny_ba
     weighted = accuracy(pairs, "weighted")
     print(f"held-out accuracy: unweighted {unweighted:.3f}, weighted {weighted:.3f}")
     assert unweighted < 0.5 < 0.75 < weighted, (unweighted, weighted)
+
+
+def test_thumbs_alone_teach_the_reward_model_the_rule(tmp_path, tiny_base_model):
+    """Each response judged on its own, up when it satisfies the rule: no pair at all."""
+    import random
+
+    from tests.training.conftest import corpus_pairs
+    from worker.rules import satisfaction
+    from worker.training.corpus import builtin_prompts, sample_response
+    from worker.training.data import UnaryExample
+
+    rng = random.Random(0)
+    thumbs = []
+    for prompt in builtin_prompts(0)[:300]:
+        response = sample_response(prompt.topic, rng)
+        thumbs.append(UnaryExample(prompt.text, response, good=satisfaction("colour", prompt.text, response) >= 1))
+    assert 0.15 < sum(t.good for t in thumbs) / len(thumbs) < 0.6
+    seen = []
+    config = RewardModelConfig(epochs=4, batch_size=16, learning_rate=1e-3, eval_fraction=0.0)
+    result = fit_reward_model(tiny_base_model, [], config, tmp_path / "rm", unary=thumbs,
+                              on_metrics=lambda step, m: seen.append(m))
+    assert result.metrics["steps"] == 4 * 19 and result.metrics["thumbs"] == 300  # 300 thumbs, batches of 16
+    assert seen[-1]["thumb_accuracy"] > 0.8 and "accuracy" not in seen[-1]
+    fresh = [p for p in corpus_pairs("colour", 400, seed=1) if not p.tie]
+    scorer = RewardScorer(result.out_dir)
+    chosen, rejected = (scorer.score([p.prompt for p in fresh], [getattr(p, side) for p in fresh])
+                        for side in ("chosen", "rejected"))
+    assert (chosen > rejected).float().mean().item() > 0.8

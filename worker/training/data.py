@@ -24,6 +24,23 @@ class PreferencePair:
     weight: float = 1.0
 
 
+@dataclass(frozen=True)
+class UnaryExample:
+    """One response judged on its own: a thumb up (`good`) or down."""
+
+    prompt: Prompt
+    response: str
+    good: bool
+    response_ids: tuple[int, ...] | None = None  # as sampled, with `tokenizer` its fingerprint
+    tokenizer: str = ""
+    weight: float = 1.0
+
+    def as_pair(self) -> PreferencePair:
+        """The response against itself: how the reward model's batching reads one response."""
+        return PreferencePair(self.prompt, self.response, self.response, chosen_ids=self.response_ids,
+                              rejected_ids=self.response_ids, tokenizer=self.tokenizer, weight=self.weight)
+
+
 def steps_per_epoch(pairs: int, eval_fraction: float, batch_size: int) -> int:
     """Optimiser steps of one pass over `pairs` comparisons once the held-out share is set aside.
 

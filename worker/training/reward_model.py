@@ -10,6 +10,7 @@ responses it was trained on; the mean and std are stored in the checkpoint's
 metadata so PPO sees normalised rewards.
 """
 
+import math
 import random
 import time
 from collections import defaultdict
@@ -18,11 +19,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from peft import TaskType
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 
 from worker.training.checkpoint_io import read_metadata
-from worker.training.data import PreferencePair, TrainingCancelled, TrainResult, steps_per_epoch
+from worker.training.data import PreferencePair, TrainingCancelled, TrainResult, UnaryExample, steps_per_epoch
 from worker.training.devices import autocast_for, pick_device, prepare_for_training
 from worker.training.kernels import adamw, use_fused_activations
 from worker.training.lora import (
@@ -33,7 +35,7 @@ from worker.training.lora import (
     unwrap_model,
     write_trained,
 )
-from worker.training.losses import bradley_terry_loss
+from worker.training.losses import bradley_terry_loss, weighted_mean
 from worker.training.packing import (
     encode_pairs,
     pack_pairs,
@@ -82,9 +84,14 @@ def fit_reward_model(
     on_metrics: Callable[[int, dict[str, float]], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     base: ModelRef | None = None,
+    unary: list[UnaryExample] = (),
 ) -> TrainResult:
     """A reward model on the full model under `policy_dir` (`base`, required when the policy is an
-    adapter checkpoint), with the policy's tokenizer; with LoRA it is saved as an adapter and its head."""
+    adapter checkpoint), with the policy's tokenizer; with LoRA it is saved as an adapter and its head.
+
+    `unary`: thumbs up and down. Each step also takes the next batch of them (in turn, as often
+    as the steps need) and adds a logistic loss that reads the reward as the log-odds of a thumb
+    up; with no comparisons at all an epoch is one pass over them."""
     # Setup.
     random.seed(config.seed)
     torch.manual_seed(config.seed)
@@ -104,18 +111,20 @@ def fit_reward_model(
     )
 
     # Data: the comparisons, split once by seed.
-    comparisons = list(comparisons)
-    if not comparisons:
-        raise ValueError("no comparisons to fit a reward model to")
+    comparisons, thumbs = list(comparisons), [(u.as_pair(), u.good) for u in unary]
+    if not comparisons and not thumbs:
+        raise ValueError("no comparisons or thumbs to fit a reward model to")
     random.Random(config.seed).shuffle(comparisons)
+    random.Random(config.seed).shuffle(thumbs)
+    thumbed = [pair for pair, _ in thumbs]
     n_eval = int(len(comparisons) * config.eval_fraction)
     eval_set, train_set = comparisons[:n_eval], comparisons[n_eval:]
-    epoch_steps = config.steps_per_epoch(len(comparisons))
+    epoch_steps = config.steps_per_epoch(len(comparisons)) or math.ceil(len(thumbs) / config.batch_size)
     total_steps = epoch_steps * config.epochs
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 - step / total_steps)
 
     # Token ids of every comparison, once.
-    triples = dict(zip(comparisons, encode_pairs(tokenizer, comparisons, config.max_length)))
+    triples = dict(zip(comparisons + thumbed, encode_pairs(tokenizer, comparisons + thumbed, config.max_length)))
     packing = supports_packing(model)
 
     def rewards_of(batch: list[PreferencePair]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -133,28 +142,43 @@ def fit_reward_model(
     order = random.Random(config.seed + 1)
     step, started, metrics = 0, time.perf_counter(), {}
     training_mode = model.training
+    next_thumb = 0
     for epoch in range(config.epochs):
         order.shuffle(train_set)
-        for start in range(0, len(train_set), config.batch_size):
+        for start in range(0, epoch_steps * config.batch_size, config.batch_size):
             if should_stop is not None and should_stop():
                 raise TrainingCancelled(f"reward model cancelled at step {step}")
             batch = train_set[start : start + config.batch_size]
-            tie = torch.tensor([c.tie for c in batch], device=device)
-            with autocast_for(device, config.dtype):
-                chosen, rejected = rewards_of(batch)
-            chosen, rejected = chosen.float(), rejected.float()
-            loss = bradley_terry_loss(chosen, rejected, tie, torch.tensor([c.weight for c in batch], device=device))
+            loss, metrics = torch.zeros((), device=device), {}
+            if batch:
+                tie = torch.tensor([c.tie for c in batch], device=device)
+                with autocast_for(device, config.dtype):
+                    chosen, rejected = rewards_of(batch)
+                chosen, rejected = chosen.float(), rejected.float()
+                weights = torch.tensor([c.weight for c in batch], device=device)
+                loss = bradley_terry_loss(chosen, rejected, tie, weights)
+                metrics = _accuracy_and_margin(chosen.detach(), rejected.detach(), tie)
+            if thumbs:
+                rows = [thumbs[(next_thumb + i) % len(thumbs)] for i in range(min(config.batch_size, len(thumbs)))]
+                next_thumb = (next_thumb + len(rows)) % len(thumbs)
+                with autocast_for(device, config.dtype):
+                    reward = rewards_of([pair for pair, _ in rows])[0].float()
+                up = torch.tensor([good for _, good in rows], device=device, dtype=reward.dtype)
+                thumb_loss = weighted_mean(F.binary_cross_entropy_with_logits(reward, up, reduction="none"),
+                                           torch.tensor([pair.weight for pair, _ in rows], device=device))
+                loss = loss + thumb_loss
+                metrics |= {"thumb_loss": thumb_loss.item(),
+                            "thumb_accuracy": ((reward > 0).float() == up).float().mean().item()}
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             schedule.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
-            metrics = {
+            metrics |= {
                 "loss": loss.item(),
                 "epoch": float(epoch),
                 "pairs_per_second": step * config.batch_size / (time.perf_counter() - started),
-                **_accuracy_and_margin(chosen.detach(), rejected.detach(), tie),
             }
             if step % epoch_steps == 0 and eval_set:
                 model.eval()
@@ -167,7 +191,7 @@ def fit_reward_model(
     # to the same prompt share a row (an odd one out is paired with itself).
     model.eval()
     by_prompt: dict[str, list[str]] = defaultdict(list)
-    for prompt, response in sorted({(c.prompt, r) for c in comparisons for r in (c.chosen, c.rejected)}):
+    for prompt, response in sorted({(c.prompt, r) for c in comparisons + thumbed for r in (c.chosen, c.rejected)}):
         by_prompt[prompt].append(response)
     couples = [PreferencePair(prompt, responses[i], responses[min(i + 1, len(responses) - 1)])
                for prompt, responses in by_prompt.items() for i in range(0, len(responses), 2)]
@@ -187,6 +211,7 @@ def fit_reward_model(
         "eval_pairs": float(len(eval_set)),
         "eval_decisive": float(sum(not c.tie for c in eval_set)),
         "ties": float(sum(c.tie for c in comparisons)),
+        "thumbs": float(len(thumbs)),
         "reward_mean": normalisation["mean"],
         "reward_std": normalisation["std"],
     }
@@ -260,7 +285,8 @@ def _evaluate(
     chosen, rejected = torch.cat(chosen).float(), torch.cat(rejected).float()
     tie = torch.tensor([c.tie for c in eval_set], device=chosen.device)
     scores = _accuracy_and_margin(chosen, rejected, tie)
-    return {"eval_loss": bradley_terry_loss(chosen, rejected, tie).item(), **{f"eval_{k}": v for k, v in scores.items()}}
+    return {"eval_loss": bradley_terry_loss(chosen, rejected, tie).item(),
+            **{f"eval_{k}": v for k, v in scores.items()}}
 
 
 def _accuracy_and_margin(chosen: torch.Tensor, rejected: torch.Tensor, tie: torch.Tensor) -> dict[str, float]:
