@@ -250,14 +250,14 @@ def _checkpoint_build_base(args) -> None:
 
 
 def _demo(args) -> None:
-    from worker.demo import run_demo
+    from simulation.demo import run_demo
 
     run_demo(host=args.host, port=args.port, simulated_raters=args.simulate)
 
 
 def _simulate(args) -> int:
     from app.errors import InvalidInput
-    from worker.simulated_raters import SimulationConfig, load_rule, simulate
+    from simulation.raters import SimulationConfig, load_rule, simulate
 
     if args.raters is not None and args.raters < 1:
         raise InvalidInput("--raters must be at least 1")

@@ -31,7 +31,7 @@ import torch
 import transformers
 from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
-from worker.rules import prefer
+from simulation.rules import prefer
 from worker.training import (
     BaseModelConfig,
     DPOConfig,

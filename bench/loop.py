@@ -50,7 +50,7 @@ import torch
 from sqlalchemy import func, select
 from transformers.utils import logging as transformers_logging
 
-from worker.rules import RULES, Rule, prefer, satisfaction
+from simulation.rules import RULES, Rule, prefer, satisfaction
 from worker.training.base_model import BaseModelConfig, build_base_model
 from worker.training.corpus import builtin_prompts
 from worker.training.generation import Generated, generate_responses
@@ -204,7 +204,7 @@ def rate_items(raters: list[tuple[int, float]], count: int, rule: Rule, rng: ran
     from app.feedback.leasing import lease_next_item
     from app.feedback.ratings import RatingInput, submit_rating
     from app.feedback.views import leased_item_view
-    from worker.simulated_raters import answer_item
+    from simulation.raters import answer_item
 
     dry = 0
     done = 0

@@ -55,7 +55,7 @@ def load_code(today: Path | None):
     """This tree's raters and judges; the app and worker of `today` (or of this tree);
     returns this tree's bench/loop.py module, running on that code."""
     sys.path.insert(0, str(REPO))
-    import worker.rules  # noqa: F401
+    import simulation.rules  # noqa: F401
     import worker.training.degeneration  # noqa: F401 - cached before the swap: the judges stay this tree's
 
     if today is not None:
@@ -130,7 +130,7 @@ class Judge:
 
     def compare(self, new: Path, old: Path) -> tuple[float, float, float]:
         """(win rate of new against old, new's degenerate share, old's degenerate share)."""
-        from worker.rules import prefer
+        from simulation.rules import prefer
         from worker.training.degeneration import is_degenerate
 
         a, b = self.samples(new), self.samples(old)
@@ -242,7 +242,7 @@ def run_round(round_settings: dict) -> tuple[str, str, Path | None]:
 
 def run_scenario(loop, scenario: Scenario, rounds: int, workdir: Path, cache: Path, review_budget: int,
                  log) -> Scenario:
-    from worker.rules import RULES
+    from simulation.rules import RULES
     from worker.training.base_model import BaseModelConfig
 
     started = time.perf_counter()

@@ -45,7 +45,7 @@ from transformers import AutoModelForCausalLM, AutoModelForSequenceClassificatio
 from trl import DPOConfig as TRLDPOConfig
 from trl import DPOTrainer, RewardConfig, RewardTrainer, RLOOConfig, RLOOTrainer
 
-from worker.rules import prefer, satisfaction
+from simulation.rules import prefer, satisfaction
 from worker.training import (
     BaseModelConfig,
     DPOConfig,

@@ -6,7 +6,6 @@ from app.models import Rating
 from tests.factories import expire_leases, make_items
 
 
-
 def take(client, headers, count) -> list[dict]:
     response = client.post("/api/v1/items/leases", json={"count": count}, headers=headers)
     assert response.status_code == 200, response.text

@@ -21,14 +21,14 @@ from app.prompts.service import NewPrompt, add_prompts
 from app.rounds.lifecycle import launch_round
 from app.rounds.schemas import RoundSettings
 from app.settings import get_settings
+from simulation.raters import answer_item
+from simulation.rules import RULES
 from tests.admin.conftest import train_queue  # noqa: F401  (a fixture)
 from tests.conftest import reset_app_caches
 from tests.factories import make_user
 from tests.loop.test_safe_rounds import rate, run
 from worker.pool import refill_pool
 from worker.rounds import snapshot_ratings
-from worker.rules import RULES
-from worker.simulated_raters import answer_item
 from worker.training.base_model import ChatModelConfig, build_base_model
 from worker.training.checkpoint_io import content_hash, read_metadata
 from worker.training.corpus import builtin_prompts

@@ -7,9 +7,9 @@ import pytest
 from sqlalchemy import func, select
 
 from app.models import Item, ItemResponse, Rating, Sample
+from simulation.rules import prefer
 from tests.loop.conftest import api
 from tests.services import wait_until
-from worker.rules import prefer
 
 pytestmark = pytest.mark.slow
 

@@ -28,12 +28,12 @@ from app.models import (
 )
 from app.rounds.lifecycle import launch_round
 from app.rounds.schemas import RoundSettings
+from simulation.raters import answer_item
+from simulation.rules import RULES
 from tests.admin.conftest import train_queue  # noqa: F401  (a fixture)
 from tests.factories import make_user
 from worker.pool import refill_pool
 from worker.rounds import execute_round
-from worker.rules import RULES
-from worker.simulated_raters import answer_item
 
 pytestmark = pytest.mark.slow
 

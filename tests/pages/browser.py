@@ -1,9 +1,8 @@
 """Pages in headless Chromium for the browser tests (the `browser` fixture is in tests/conftest.py)."""
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
-
-import os
 
 import pytest
 

@@ -4,8 +4,8 @@ import random
 
 import pytest
 
-from worker.rules import RULES
-from worker.simulated_raters import answer_item, load_rule
+from simulation.raters import answer_item, load_rule
+from simulation.rules import RULES
 
 GOOD = {"id": 11, "text": "The cat is lovely and warm."}
 BAD = {"id": 12, "text": "The cat is awful."}

@@ -12,10 +12,10 @@ import httpx
 from sqlalchemy import func, select
 
 from app.models import ApiToken, Item, Rating, User
+from simulation.raters import SimulationConfig, run_simulation, simulate
+from simulation.rules import RULES
 from tests.factories import expire_leases
 from tests.simulate.conftest import make_rule_items
-from worker.rules import RULES
-from worker.simulated_raters import SimulationConfig, run_simulation, simulate
 
 CONFIG = SimulationConfig(rule=RULES["positive"], noise=0.0, delay=0.0, poll=0.1, idle_exit=1.5, seed=0)
 

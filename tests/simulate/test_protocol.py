@@ -7,8 +7,8 @@ from dataclasses import replace
 
 import httpx
 
-from worker.rules import RULES
-from worker.simulated_raters import SimulationConfig, run_simulation
+from simulation.raters import SimulationConfig, run_simulation
+from simulation.rules import RULES
 
 CONFIG = SimulationConfig(url="http://sim.test", rule=RULES["positive"], noise=0.0, delay=0.0, poll=0.05,
                           idle_exit=0.3, seed=0)

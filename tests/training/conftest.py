@@ -10,7 +10,7 @@ import pytest
 import torch
 import transformers
 
-from worker.rules import prefer
+from simulation.rules import prefer
 from worker.training import BaseModelConfig, PreferencePair, build_base_model
 from worker.training.corpus import builtin_prompts, sample_response
 

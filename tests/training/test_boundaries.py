@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 CORE = Path(__file__).resolve().parents[2] / "worker" / "training"
-OUTSIDE = ("app", "worker", "sqlalchemy", "celery", "kombu", "fastapi")
+OUTSIDE = ("app", "worker", "simulation", "sqlalchemy", "celery", "kombu", "fastapi")
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -26,7 +26,7 @@ def test_the_training_core_imports_only_itself_and_the_ml_libraries():
 
 
 def test_simulated_raters_and_their_rules_load_without_torch():
-    probe = ("import sys, worker.simulated_raters, worker.rules; "
+    probe = ("import sys, simulation.raters, simulation.rules; "
              "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60,
                             cwd=CORE.parents[1])

@@ -1,4 +1,4 @@
-from worker.rules import RULES, satisfaction, topic_of
+from simulation.rules import RULES, satisfaction, topic_of
 from worker.training.corpus import builtin_prompts, pretraining_examples
 
 

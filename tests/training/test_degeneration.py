@@ -2,6 +2,7 @@
 
 import pytest
 
+from worker.gates import degeneration_gates, kl_gate, moved_gate, reward_model_gate
 from worker.training.degeneration import (
     against_parent,
     distinct_2,
@@ -9,7 +10,6 @@ from worker.training.degeneration import (
     repetition,
     sample_stats,
 )
-from worker.gates import degeneration_gates, kl_gate, moved_gate, reward_model_gate
 
 FLUENT = ["The cat sat on the mat.", "We walked to the market in the rain.", "A green lamp stood by the piano.",
           "My sister said the coffee was warm.", "The river looked calm this morning."]

@@ -13,7 +13,7 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
-from worker.rules import prefer, satisfaction
+from simulation.rules import prefer, satisfaction
 from worker.training import (
     BaseModelConfig,
     DPOConfig,

@@ -6,8 +6,8 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
-from worker.training.logprobs import token_logprobs
 from worker.training.data import PreferencePair
+from worker.training.logprobs import token_logprobs
 from worker.training.packing import encode_pairs, pack_pairs, packed_last_hidden, packed_response_logps
 from worker.training.sequences import pad_prompt_response, pad_right, position_ids_for
 

@@ -90,8 +90,8 @@ def test_thumbs_alone_teach_the_reward_model_the_rule(tmp_path, tiny_base_model)
     """Each response judged on its own, up when it satisfies the rule: no pair at all."""
     import random
 
+    from simulation.rules import satisfaction
     from tests.training.conftest import corpus_pairs
-    from worker.rules import satisfaction
     from worker.training.corpus import builtin_prompts, sample_response
     from worker.training.data import UnaryExample
 

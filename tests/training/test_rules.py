@@ -3,7 +3,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from worker.rules import RULES, prefer, satisfaction, topic_of
+from simulation.rules import RULES, prefer, satisfaction, topic_of
 
 
 def test_rules_prefer_what_they_say():
@@ -40,5 +40,5 @@ def test_topic_is_recovered_from_the_prompt():
 
 def test_rules_import_no_torch():
     # The web side imports the rules and must start without torch.
-    check = "import sys, worker.rules; assert 'torch' not in sys.modules"
+    check = "import sys, simulation.rules; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", check], check=True, cwd=Path(__file__).parents[2])

@@ -2,7 +2,7 @@
 
 The corpus is what the local base model is pretrained on. Its responses vary
 in topic, sentiment, colour and length, so the base model sometimes (not
-always) satisfies each rule in worker/rules.py, which gives RL a signal.
+always) satisfies each rule in simulation/rules.py, which gives RL a signal.
 Pure Python: the simulated raters read its vocabulary without torch.
 """
 
@@ -10,7 +10,7 @@ import random
 from dataclasses import dataclass
 
 # The corpus's topics, sentiments and colours; the simulated raters' rules
-# (worker/rules.py) judge by the same words.
+# (simulation/rules.py) judge by the same words.
 TOPICS = (
     "ocean", "garden", "city", "music", "coffee", "football", "winter", "forest",
     "kitchen", "train", "library", "mountain", "river", "school", "market",

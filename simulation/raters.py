@@ -11,7 +11,7 @@ polls again, 409 (the lease expired and others answered) moves on, 429 and
 503 wait for Retry-After, other 5xx and connection errors back off and retry
 the same answer under the same idempotency key, so nothing is stored twice.
 
-Pure Python on purpose: it imports worker.rules and httpx, never torch, so it
+Pure Python on purpose: it imports simulation.rules and httpx, never torch, so it
 runs beside the web server (`tuneloop simulate`, `tuneloop demo --simulate N`).
 """
 
@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from worker.rules import RULES, Rule, prefer, satisfaction
+from simulation.rules import RULES, Rule, prefer, satisfaction
 from worker.training.degeneration import is_degenerate
 
 USER_PREFIX = "sim-"
