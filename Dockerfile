@@ -7,6 +7,7 @@ WORKDIR /srv/tuneloop
 COPY pyproject.toml README.md alembic.ini ./
 COPY app ./app
 COPY worker ./worker
+COPY simulation ./simulation
 COPY migrations ./migrations
 COPY templates ./templates
 COPY static ./static

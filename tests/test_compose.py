@@ -47,3 +47,12 @@ def test_compose_refuses_to_run_without_a_secret():
     result = compose_config()
     assert result.returncode != 0
     assert "TUNELOOP_SECRET_KEY" in result.stderr
+
+
+def test_the_image_holds_every_package_the_project_installs():
+    import tomllib
+
+    packages = [pattern.rstrip("*") for pattern in
+                tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]]
+    copied = {line.split()[1] for line in (ROOT / "Dockerfile").read_text().splitlines() if line.startswith("COPY ")}
+    assert packages and set(packages) <= copied, set(packages) - copied
