@@ -3,7 +3,7 @@
 Each rule scores a (prompt, response) pair; a simulated rater prefers the
 response with the higher score. Before any rule, a rater prefers a fluent
 response to a degenerate one (empty, looping, one word again and again:
-worker.degeneration), as people do whatever they were asked to look for.
+worker.training.degeneration), as people do whatever they were asked to look for.
 The web-side simulator imports this module, so it stays pure Python: no
 torch, no transformers. Its words are the training corpus's
 (worker/training/corpus.py), so that a base model pretrained on that corpus
