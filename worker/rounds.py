@@ -252,8 +252,8 @@ def _train_and_publish(run: RoundRun) -> RoundStatus:
                             lora_r > 0, device, limit)
         report["memory_estimate_gib"] = round(needed / GIB, 3)
     gates: list[Gate] = []
-    work = store / "rounds" / str(run.round_id)
-    out_dir = store / f"round-{run.round_id}"
+    work = _unused(store / "rounds" / str(run.round_id))
+    out_dir = _unused(store / f"round-{run.round_id}")
 
     if settings.algorithm == "ppo":
         rm_config = RewardModelConfig(seed=settings.seed, epochs=settings.reward_model_epochs,
@@ -301,6 +301,16 @@ def _train_and_publish(run: RoundRun) -> RoundStatus:
     gates += policy_gates(result.report)
     metrics |= {f"{settings.algorithm}/{k}": v for k, v in result.metrics.items()}
     return _publish(run, base_id, result, store, metrics, gates, report)
+
+
+def _unused(path: Path) -> Path:
+    """`path`, or `path-2`, `path-3`... when it exists: a store another database's rounds wrote
+    to (round ids start again at 1) keeps what it holds, as published checkpoints never change."""
+    candidate, n = path, 1
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.name}-{n}")
+    return candidate
 
 
 def _outcome(gates: list[Gate]) -> CheckpointStatus:

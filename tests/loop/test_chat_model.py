@@ -114,12 +114,17 @@ def test_the_loop_on_a_chat_model_uses_its_template_and_the_ids_it_sampled(db, c
     # the adapter alone, naming the registered model by content hash.
     with session_scope() as session:
         session.delete(session.get(TrainingRound, round_id))  # that one only took the snapshot
+    # A store that another database's rounds wrote to: the next round's names are taken.
+    store = get_settings().checkpoint_dir
+    (store / f"round-{round_id + 1}").mkdir(parents=True)
+    (store / "rounds" / str(round_id + 1) / "reward_model").mkdir(parents=True)
     round_ = run({"algorithm": "dpo", "policy_steps": 8, "seed": 0, "lora_r": 4}, db)
     assert round_.status in ("succeeded", "rejected"), (round_.error, round_.log)
     assert round_.report["lora_r"] == 4 and round_.report["policy"]["steps_run"] >= 1
     assert round_.report["gradient_checkpointing"] is True
     assert round_.produced_checkpoint_id, round_.report["policy"]
     produced, base = db.get(Checkpoint, round_.produced_checkpoint_id), db.get(Checkpoint, round_.base_checkpoint_id)
+    assert round_.id == round_id + 1 and produced.path == f"round-{round_.id}-2"
     adapter = get_settings().checkpoint_dir / produced.path
     assert (adapter / "adapter_model.safetensors").is_file() and not (adapter / "model.safetensors").exists()
     assert read_metadata(adapter)["base"] == {"content_hash": content_hash(chat_model)} == {
