@@ -46,7 +46,8 @@ from app.models import Rating
 MIN_SHARED_ITEMS = 20
 MIN_RATER_ITEMS = 5
 ANSWERS = 4  # per item of two responses: A better, B better, tie, both bad
-ITERATIONS = 50
+ITERATIONS = 50  # at most; EM stops once no accuracy moves by more than TOLERANCE
+TOLERANCE = 1e-6
 FLAG_GAP = 0.1
 
 Answer = tuple[str, int | None]  # (verdict, preferred sample id)
@@ -91,7 +92,11 @@ def estimate(answers: dict[int, list[tuple[int, Answer]]]) -> dict[int, Reliabil
             posterior = _posterior(item_answers, accuracy)
             for user, answer in item_answers:
                 right[user] += posterior[answer]
-        accuracy = {user: (right[user] + 1) / (counts[user] + 2) for user in counts}
+        updated = {user: (right[user] + 1) / (counts[user] + 2) for user in counts}
+        settled = max(abs(updated[user] - accuracy[user]) for user in counts) < TOLERANCE
+        accuracy = updated
+        if settled:
+            break
     estimates = {}
     for user, n in counts.items():
         if n < MIN_RATER_ITEMS:
