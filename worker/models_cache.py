@@ -7,6 +7,7 @@ switched off. So the current checkpoint and the candidate under review, two
 rounds of one base, share one copy of the base's weights.
 """
 
+import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from worker.training.devices import pick_device
-from worker.training.lora import ModelRef, is_adapter
+from worker.training.lora import ModelRef, full_model_dir, is_adapter
 from worker.training.sequences import ensure_pad_token
 
 MAX_LOADED = 2  # full models: the current checkpoint's base and a rival's, when they differ
@@ -31,7 +32,7 @@ class _Loaded:
 
 
 _loaded: dict[str, _Loaded] = {}
-_names = iter(range(1 << 62))
+_names = itertools.count()
 
 
 def _tokenizer(path: Path) -> PreTrainedTokenizerBase:
@@ -63,9 +64,7 @@ def loaded_policy(path: Path, base: ModelRef | None = None
         else:
             yield entry.model, entry.tokenizer
         return
-    if base is None:
-        raise ValueError(f"{path} holds a LoRA adapter: the base model it adapts must be given")
-    entry = _full(Path(base.path))
+    entry = _full(full_model_dir(path, base))
     key = str(path)
     if key not in entry.adapters:
         name = f"checkpoint-{next(_names)}"

@@ -238,13 +238,13 @@ def _train_and_publish(run: RoundRun) -> RoundStatus:
                         max_new_tokens=app_settings.generation_max_new_tokens,
                         temperature=app_settings.generation_temperature or 1.0)
     parameters = inspect_model_dir(full.path).parameters
+    large = (parameters or 0) > LORA_FROM_PARAMETERS
     lora_r = settings.lora_r
     if lora_r is None:
-        lora_r = DEFAULT_LORA_R if is_adapter(base_path) or (parameters or 0) > LORA_FROM_PARAMETERS else 0
+        lora_r = DEFAULT_LORA_R if is_adapter(base_path) or large else 0
     device = pick_device("auto")
     dtype = resolve_dtype(app_settings.train_dtype, device)
-    checkpointing = {"on": True, "off": False}.get(app_settings.train_gradient_checkpointing,
-                                                   (parameters or 0) > LORA_FROM_PARAMETERS)
+    checkpointing = {"on": True, "off": False}.get(app_settings.train_gradient_checkpointing, large)
     report |= {"lora_r": lora_r, "device": device.type, "dtype": dtype, "gradient_checkpointing": checkpointing}
     if parameters is not None:  # safetensors: the size is known before loading anything
         limit = int(app_settings.train_memory_gib * GIB) or None

@@ -133,4 +133,6 @@ def test_an_adapter_is_stored_in_its_base_dtype(tmp_path, tiny_base_model, colou
     out = run_dpo(bf16, colour_pairs[:32], DPOConfig(batch_size=16, lora_r=4), tmp_path / "dpo").out_dir
     assert {t.dtype for t in load_file(out / "adapter_model.safetensors").values()} == {torch.bfloat16}
     verify_checkpoint(out)
-    assert load_causal_lm(out, ModelRef(bf16, content_hash(bf16))) is not None
+    loaded = load_causal_lm(out, ModelRef(bf16, content_hash(bf16)))
+    trained = {name: value for name, value in loaded.named_parameters() if "lora_B" in name}
+    assert trained and any(value.abs().sum() > 0 for value in trained.values())  # the adapter, on its base
