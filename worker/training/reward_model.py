@@ -161,8 +161,9 @@ def fit_reward_model(
             if thumbs:
                 rows = [thumbs[(next_thumb + i) % len(thumbs)] for i in range(min(config.batch_size, len(thumbs)))]
                 next_thumb = (next_thumb + len(rows)) % len(thumbs)
-                with autocast_for(device, config.dtype):
-                    reward = rewards_of([pair for pair, _ in rows])[0].float()
+                with autocast_for(device, config.dtype):  # each response once, not as a pair with itself
+                    reward = score_sequences(model, [p + c for p, c, _ in (triples[pair] for pair, _ in rows)],
+                                             tokenizer.pad_token_id, device).float()
                 up = torch.tensor([good for _, good in rows], device=device, dtype=reward.dtype)
                 thumb_loss = weighted_mean(F.binary_cross_entropy_with_logits(reward, up, reduction="none"),
                                            torch.tensor([pair.weight for pair, _ in rows], device=device))
