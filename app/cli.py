@@ -64,6 +64,16 @@ def build_parser() -> argparse.ArgumentParser:
     prompts_import.add_argument("file", type=Path)
     prompts_import.add_argument("--source", help="source label (default: the file name)")
     prompts_import.set_defaults(run=_prompts_import)
+    prompts_source = prompts.add_parser("source", help="show or set how the pool draws training items for a "
+                                                       "source: random pairs, or chosen by uncertainty or "
+                                                       "contrast (active selection), or single responses")
+    prompts_source.add_argument("name")
+    prompts_source.add_argument("--selection", choices=("random", "uncertainty", "contrast"))
+    prompts_source.add_argument("--random-share", type=float, help="share of pairs drawn at random anyway (0.25)")
+    prompts_source.add_argument("--candidates", type=int, help="samples per prompt to choose a pair from (4)")
+    prompts_source.add_argument("--responses", type=int, choices=(1, 2),
+                                help="per training item: 2 to compare (default), 1 to score or thumb")
+    prompts_source.set_defaults(run=_prompts_source)
 
     serve = commands.add_parser("serve", help="run the web server")
     serve.add_argument("--host", default="127.0.0.1")
@@ -191,6 +201,23 @@ def _prompts_import(args) -> None:
     with session_scope() as db:
         ids = add_prompts(db, prompts)
     print(f"imported {len(ids)} prompts from {args.file}", file=sys.stderr)
+
+
+def _prompts_source(args) -> None:
+    from dataclasses import replace
+
+    from app.db import session_scope
+    from app.prompts.sources import SourceSettings, configure_source, source_settings
+
+    with session_scope() as db:
+        settings = source_settings(db).get(args.name, SourceSettings())
+        changes = {key: value for key, value in (("selection", args.selection), ("random_share", args.random_share),
+                                                 ("candidates", args.candidates), ("responses", args.responses))
+                   if value is not None}
+        if changes:
+            settings = configure_source(db, args.name, replace(settings, **changes))
+    print(f"{args.name}: selection {settings.selection}, random share {settings.random_share:g}, "
+          f"candidates {settings.candidates}, responses per item {settings.responses}")
 
 
 def _serve(args) -> None:

@@ -75,6 +75,14 @@ class BenchConfig:
     # each item (TUNELOOP_POOL_OVERLAP); ratings are taken from them in turn.
     crowd: dict[str, int] = field(default_factory=lambda: {"careful": 1})
     overlap: int = 1
+    # How the pool draws training pairs (app.prompts.sources): "random", or "uncertainty" or
+    # "contrast" with this share of pairs random anyway.
+    selection: str = "random"
+    random_share: float = 0.25
+    # Thumbs alone: the pool offers single responses (no comparisons at all, not even the
+    # progress items that compare a checkpoint with its parent) and raters give a thumb up or
+    # down by the rule. Only PPO's reward model learns from thumbs.
+    thumbs: bool = False
     # Round settings (RoundSettings fields); unset ones keep the app's defaults.
     round_settings: dict = field(default_factory=lambda: {"algorithm": "dpo"})
     held_out_share: float = 0.25
@@ -121,7 +129,8 @@ class RoundResult:
 
 @contextlib.contextmanager
 def tuneloop_environment(workdir: Path, database_url: str | None, pool_target: int,
-                         promotion: str = "gates", overlap: int = 1) -> Iterator[str]:
+                         promotion: str = "gates", overlap: int = 1, progress_share: float | None = None
+                         ) -> Iterator[str]:
     """Point tuneloop's settings at `workdir` (and the database); restore them afterwards."""
     from app import db, settings
 
@@ -143,7 +152,7 @@ def tuneloop_environment(workdir: Path, database_url: str | None, pool_target: i
         "TUNELOOP_POOL_OVERLAP": str(overlap),
         "TUNELOOP_PROMOTION": promotion,
         "HF_HUB_OFFLINE": "1",
-    })
+    } | ({"TUNELOOP_PROGRESS_SHARE": str(progress_share)} if progress_share is not None else {}))
     reset()
     try:
         yield url
@@ -153,15 +162,16 @@ def tuneloop_environment(workdir: Path, database_url: str | None, pool_target: i
         reset()
 
 
-def prepare_state(url: str, base_dir: Path, train_prompts: list[tuple[str, str]],
-                  crowd: dict[str, int]) -> list[tuple[int, str]]:
-    """Migrate, refuse a used database, register the base model and the training prompts;
-    returns the simulated raters' user ids and profiles."""
+def prepare_state(url: str, base_dir: Path, train_prompts: list[tuple[str, str]], crowd: dict[str, int],
+                  selection: str = "random", random_share: float = 0.25, responses: int = 2) -> list[tuple[int, str]]:
+    """Migrate, refuse a used database, register the base model and the training prompts (their
+    source drawing pairs as `selection` says); returns the simulated raters' user ids and profiles."""
     from app.checkpoints.service import register_checkpoint
     from app.db import session_scope
     from app.migrate import upgrade
     from app.models import Checkpoint, Prompt, Rating
     from app.prompts.service import NewPrompt, add_prompts
+    from app.prompts.sources import SourceSettings, configure_source
     from app.users.service import create_user
     from worker.training.checkpoint_io import read_metadata
 
@@ -172,6 +182,7 @@ def prepare_state(url: str, base_dir: Path, train_prompts: list[tuple[str, str]]
                 raise SystemExit(f"error: the benchmark needs an empty database; {url} has {table.__tablename__} rows")
         register_checkpoint(db, base_dir, name="base", content_hash=read_metadata(base_dir)["content_hash"])
         add_prompts(db, [NewPrompt(text=text, tags=[topic], source=PROMPT_SOURCE) for text, topic in train_prompts])
+        configure_source(db, PROMPT_SOURCE, SourceSettings(selection, random_share, responses=responses))
         return [(create_user(db, f"sim-{profile}-{n}").id, profile)
                 for profile, count in sorted(crowd.items()) for n in range(1, count + 1)]
 
@@ -197,7 +208,8 @@ def fill_pool(target: int, rng: random.Random) -> int:
             return open_items
 
 
-def rate_items(raters: list[tuple[int, float]], count: int, rule: Rule, rng: random.Random) -> int:
+def rate_items(raters: list[tuple[int, float]], count: int, rule: Rule, rng: random.Random,
+               thumbs: bool = False) -> int:
     """Answer up to `count` items as the API would, one transaction each, the raters (user id,
     share of answers flipped) taking turns; returns how many."""
     from app.db import session_scope
@@ -215,7 +227,7 @@ def rate_items(raters: list[tuple[int, float]], count: int, rule: Rule, rng: ran
             if leased is None:  # nothing left that this rater has not answered
                 dry += 1
                 continue
-            body = answer_item(rule, leased_item_view(leased).model_dump(mode="json"), noise, rng)
+            body = answer_item(rule, leased_item_view(leased).model_dump(mode="json"), noise, rng, thumbs)
             body["scores"] = {int(k): v for k, v in body.get("scores", {}).items()}
             submit_rating(db, user_id, RatingInput(**body))
         done, dry = done + 1, 0
@@ -373,11 +385,15 @@ def _run_benchmark(config: BenchConfig, workdir: Path, cache: Path, database_url
     settings = {"seed": config.seed} | config.round_settings
     results = []
     items = -(-config.ratings // config.overlap)  # a round's ratings cover this many items
-    with tuneloop_environment(workdir, database_url, items, config.promotion, config.overlap) as url:
+    with tuneloop_environment(workdir, database_url, items, config.promotion, config.overlap,
+                              0.0 if config.thumbs else None) as url:
         raters = [(user_id, config.noise if PROFILES[profile] is None else PROFILES[profile])
-                  for user_id, profile in prepare_state(url, base_dir, train_prompts, config.crowd)]
+                  for user_id, profile in prepare_state(url, base_dir, train_prompts, config.crowd,
+                                                     config.selection, config.random_share,
+                                                     1 if config.thumbs else 2)]
         log(f"{len(train_prompts)} training prompts, {len(held_out)} held out; database {url.split('://')[0]}; "
             f"rule {rule.name!r}, noise {config.noise:.0%}, raters {config.crowd} x{config.overlap} an item, "
+            f"{'thumbs on single responses' if config.thumbs else f'pairs {config.selection}'}, "
             f"round settings {settings}")
         seconds = {}
         started = time.perf_counter()
@@ -392,7 +408,7 @@ def _run_benchmark(config: BenchConfig, workdir: Path, cache: Path, database_url
         rng = random.Random(config.seed)
         for number in range(1, config.rounds + 1):
             started = time.perf_counter()
-            rated = rate_items(raters, config.ratings, rule, rng)
+            rated = rate_items(raters, config.ratings, rule, rng, config.thumbs)
             seconds = {"rating": time.perf_counter() - started}
             if rated < config.ratings:
                 raise RuntimeError(f"the pool ran dry after {rated} of {config.ratings} ratings")
@@ -428,6 +444,12 @@ def format_row(result: RoundResult) -> str:
             f"{e.decisive_win_rate:>8.1%} {e.kl:>6.2f} {e.mean_words:>5.1f} | {t('rating'):>6} "
             f"{t('reward_model'):>6} {t('policy'):>6} {t('publish'):>7} {t('generation'):>6} {round_time:>6} "
             f"{t('evaluation'):>5}{outcome if result.round else ''}")
+
+
+def ratings_to_target(results: list[RoundResult], ratings_per_round: int) -> int | None:
+    """Ratings rated before the first round whose checkpoint reached the target win rate; None if none did."""
+    return next((r.round * ratings_per_round for r in results[1:] if r.evaluation.win_rate >= WIN_RATE_TARGET),
+                None)
 
 
 def summary(results: list[RoundResult], total_seconds: float) -> str:
@@ -510,6 +532,12 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"simulated raters by profile ({', '.join(PROFILES)}), e.g. careful=6,random=3,"
                              "adversarial=1")
     parser.add_argument("--overlap", type=int, default=1, help="raters who answer each item")
+    parser.add_argument("--selection", choices=("random", "uncertainty", "contrast"), default="random",
+                        help="how the pool draws training pairs (active selection: uncertainty, contrast)")
+    parser.add_argument("--thumbs", action="store_true",
+                        help="thumbs alone: single responses rated up or down, no comparisons (use --algorithm ppo)")
+    parser.add_argument("--random-share", type=float, default=0.25,
+                        help="with --selection uncertainty or contrast: share of pairs drawn at random anyway")
     parser.add_argument("--algorithm", choices=("dpo", "ppo"), default="dpo")
     parser.add_argument("--round", action="append", default=[], type=parse_setting, metavar="KEY=VALUE",
                         help="a RoundSettings field, e.g. policy_steps=60 (repeatable)")
@@ -530,7 +558,8 @@ def main(argv: list[str] | None = None) -> int:
                          round_settings={"algorithm": args.algorithm} | dict(args.round), seed=args.seed,
                          base_model=replace(TINY_BASE if args.tiny else BaseModelConfig(), **dict(args.base)),
                          promotion=args.promotion, torch_threads=args.threads, crowd=args.crowd,
-                         overlap=args.overlap)
+                         overlap=args.overlap, selection=args.selection, random_share=args.random_share,
+                         thumbs=args.thumbs)
     transformers_logging.set_verbosity_error()
     transformers_logging.disable_progress_bar()
     out = args.out or RESULTS / f"loop-{args.rule}.png"
@@ -548,13 +577,15 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
     total = time.perf_counter() - started
     print(summary(results, total))
+    to_target = ratings_to_target(results, args.ratings)
+    print(f"ratings to reach {WIN_RATE_TARGET:.0%}: {to_target if to_target is not None else 'not reached'}")
     title = (f"rule {args.rule!r}, {args.rounds} x {args.ratings} ratings, {args.noise:.0%} noise, "
              f"{config.round_settings}" + (", tiny base" if args.tiny else "")
              + (f", base {dict(args.base)}" if args.base else ""))
     plot(results, title, out)
     out.with_suffix(".json").write_text(json.dumps(
         {"command": " ".join(sys.argv), "config": asdict(config), "total_seconds": total,
-         "load_average": os.getloadavg(),
+         "load_average": os.getloadavg(), "ratings_to_target": to_target,
          "rounds": [asdict(r) | {"round_seconds": r.round_seconds} for r in results]}, indent=2, default=str))
     print(f"plot: {out}")
     return 0

@@ -63,14 +63,17 @@ def load_rule(spec: str) -> Rule:
     raise ValueError(f"rule {spec!r} is neither a Rule nor a callable")
 
 
-def answer_item(rule: Rule, item: dict, noise: float, rng: random.Random) -> dict:
-    """The POST /ratings body for a leased item, as a rater following `rule` answers it."""
+def answer_item(rule: Rule, item: dict, noise: float, rng: random.Random, thumbs: bool = False) -> dict:
+    """The POST /ratings body for a leased item, as a rater following `rule` answers it; with
+    `thumbs`, one response gets a thumb up or down instead of a score."""
     prompt, responses = item["prompt"], item["responses"]
     flip = noise > 0 and rng.random() < noise
     if item["kind"] == "score":
         (response,) = responses
-        satisfied = satisfaction(rule, prompt, response["text"])
-        score = SATISFIED_SCORE if satisfied != flip else UNSATISFIED_SCORE
+        satisfied = satisfaction(rule, prompt, response["text"]) != flip
+        if thumbs:
+            return {"item_id": item["item_id"], "thumb": "up" if satisfied else "down"}
+        score = SATISFIED_SCORE if satisfied else UNSATISFIED_SCORE
         return {"item_id": item["item_id"], "scores": {str(response["id"]): score}}
     if len(responses) == 2:
         a, b = responses

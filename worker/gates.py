@@ -2,6 +2,8 @@
 
 - reward model (PPO): its accuracy on held-out human comparisons must be above
   chance with confidence: the lower end of its 95% Wilson interval above 50%.
+  Trained on thumbs alone, its held-out thumbs must be called right more often
+  than always answering the commoner thumb would, with the same confidence.
   A reward model at chance stops the round before any policy step, because
   PPO would only optimise its noise.
 - KL to the parent on held-out prompts within the round's budget.
@@ -29,7 +31,11 @@ class Gate:
         return asdict(self)
 
 
-def reward_model_gate(accuracy: float | None, decisive: int) -> Gate:
+def reward_model_gate(metrics: dict[str, float]) -> Gate:
+    """From a reward model's metrics: its held-out comparisons, or with none its held-out thumbs."""
+    accuracy, decisive = metrics.get("eval_accuracy"), int(metrics.get("eval_decisive", 0))
+    if (not decisive or accuracy is None) and metrics.get("eval_thumbs"):
+        return thumb_gate(metrics["eval_thumb_accuracy"], int(metrics["eval_thumbs"]), metrics["eval_thumb_majority"])
     if not decisive or accuracy is None:
         return Gate("reward_model_accuracy", None, "lower 95% bound > 0.5", False,
                     "no decisive held-out comparison to measure the reward model on; more ratings needed")
@@ -37,6 +43,14 @@ def reward_model_gate(accuracy: float | None, decisive: int) -> Gate:
     low, high = wilson_interval(correct, decisive)
     return Gate("reward_model_accuracy", accuracy, "lower 95% bound > 0.5", low > 0.5,
                 f"{correct} of {decisive} held-out comparisons right, 95% interval [{low:.2f}, {high:.2f}]")
+
+
+def thumb_gate(accuracy: float, thumbs: int, majority: float) -> Gate:
+    """A reward model from thumbs alone must beat always answering the commoner thumb."""
+    correct = round(accuracy * thumbs)
+    low, high = wilson_interval(correct, thumbs)
+    return Gate("reward_model_thumb_accuracy", accuracy, f"lower 95% bound > {majority:.2f} (the commoner thumb)",
+                low > majority, f"{correct} of {thumbs} held-out thumbs right, 95% interval [{low:.2f}, {high:.2f}]")
 
 
 def kl_gate(kl: float, budget: float | None) -> Gate:

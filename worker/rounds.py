@@ -35,14 +35,13 @@ from app.checkpoints.service import add_checkpoint, current_checkpoint, make_cur
 from app.db import session_scope
 from app.errors import Conflict
 from app.feedback.examples import comparisons_of, count, rating_rows, thumbs_of
-from app.feedback.reliability import answers_on_shared_items, estimate, rater_weights
+from app.feedback.reliability import rater_weights, reliabilities
 from app.models import (
     CheckpointStatus,
     Prompt,
     RoundMetric,
     RoundRating,
     RoundStatus,
-    Sample,
     TrainingRound,
     User,
     utcnow,
@@ -53,6 +52,7 @@ from app.rounds.service import check_enough_ratings
 from app.settings import get_settings
 from worker.checkpoint_models import model_ref
 from worker.gates import Gate, policy_gates, reward_model_gate
+from worker.rated import training_examples
 from worker.training.checkpoint_io import read_metadata
 from worker.training.data import PreferencePair, TrainingCancelled, TrainResult, UnaryExample
 from worker.training.devices import GIB, DoesNotFit, check_fits, pick_device, resolve_dtype
@@ -157,36 +157,13 @@ def snapshot_ratings(round_id: int, settings: RoundSettings) -> Snapshot:
         if rows:
             db.execute(insert(RoundRating), [{"round_id": round_id, "rating_id": r.rating_id} for r in rows])
         raters = {r.rater_id for r in rows}
-        weights = (rater_weights(estimate(answers_on_shared_items(db)), raters) if settings.rater_weights
+        weights = (rater_weights(reliabilities(db), raters) if settings.rater_weights
                    else dict.fromkeys(raters, 1.0))
         names = dict(db.execute(select(User.id, User.name).where(User.id.in_(raters))).tuples().all())
         comparisons, thumbs = comparisons_of(rows, weights), thumbs_of(rows, weights)
-        check_enough_ratings(count(comparisons, len(rows)), settings.ratings)
-        samples, prompts = {}, {}
-        ids = sorted({s for c in comparisons for s in (c.chosen, c.rejected)} | {t.sample_id for t in thumbs})
-        for start in range(0, len(ids), 1000):
-            samples |= {row.id: row for row in db.execute(
-                select(Sample.id, Sample.text, Sample.token_ids, Sample.tokenizer)
-                .where(Sample.id.in_(ids[start : start + 1000])))}
-        prompt_ids = sorted({c.prompt_id for c in comparisons} | {t.prompt_id for t in thumbs})
-        for start in range(0, len(prompt_ids), 1000):
-            prompts |= {prompt_id: prompt_of(text, messages) for prompt_id, text, messages in db.execute(
-                select(Prompt.id, Prompt.text, Prompt.messages).where(Prompt.id.in_(prompt_ids[start : start + 1000])))}
-    pairs = [_pair(prompts[c.prompt_id], samples[c.chosen], samples[c.rejected], c.tie, c.weight)
-             for c in comparisons]
-    unary = [UnaryExample(prompts[t.prompt_id], samples[t.sample_id].text, t.up,
-                          tuple(samples[t.sample_id].token_ids) if samples[t.sample_id].token_ids else None,
-                          samples[t.sample_id].tokenizer, t.weight) for t in thumbs]
+        check_enough_ratings(count(comparisons, len(rows), len(thumbs)), settings.ratings, settings.algorithm)
+        pairs, unary = training_examples(db, comparisons, thumbs)
     return Snapshot(pairs, unary, {names[rater]: round(weight, 3) for rater, weight in sorted(weights.items())})
-
-
-def _pair(prompt, chosen, rejected, tie: bool, weight: float) -> PreferencePair:
-    """A comparison with the ids each response was sampled as, when both were sampled by one tokenizer."""
-    same = chosen.token_ids is not None and rejected.token_ids is not None and chosen.tokenizer == rejected.tokenizer
-    return PreferencePair(prompt, chosen.text, rejected.text, tie=tie, weight=weight,
-                          chosen_ids=tuple(chosen.token_ids) if same else None,
-                          rejected_ids=tuple(rejected.token_ids) if same else None,
-                          tokenizer=chosen.tokenizer if same else "")
 
 
 def execute_round(round_id: int) -> str:
@@ -267,7 +244,7 @@ def _train_and_publish(run: RoundRun) -> RoundStatus:
         report["reward_model"] = {"steps": int(reward.metrics["steps"]), "epochs": settings.reward_model_epochs,
                                   "train_comparisons": int(reward.metrics["train_pairs"]),
                                   "held_out_comparisons": int(reward.metrics["eval_pairs"])}
-        gates.append(reward_model_gate(reward.metrics.get("eval_accuracy"), int(reward.metrics["eval_decisive"])))
+        gates.append(reward_model_gate(reward.metrics))
         if not gates[-1].passed and app_settings.promotion != "immediate":
             report["policy"] = {"steps_planned": settings.policy_steps, "steps_run": 0,
                                 "stopped": "the reward model is not above chance: no policy step was taken"}

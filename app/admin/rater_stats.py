@@ -16,6 +16,7 @@ from statistics import median
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.feedback.gold import gold_answers
 from app.feedback.reliability import Reliability, answers_on_shared_items, estimate
 from app.models import Rating, User
 
@@ -31,10 +32,16 @@ class RaterRow:
     agreement_pairs: int
     agreements: int
     reliability: Reliability
+    gold_items: int = 0  # gold items answered
+    gold_right: int = 0  # of which with the known right answer
 
     @property
     def agreement(self) -> float | None:
         return self.agreements / self.agreement_pairs if self.agreement_pairs else None
+
+    @property
+    def gold_accuracy(self) -> float | None:
+        return self.gold_right / self.gold_items if self.gold_items else None
 
 
 @dataclass(frozen=True)
@@ -61,12 +68,17 @@ def _median_seconds(db: Session) -> dict[int, float]:
 def rater_stats(db: Session) -> RaterStats:
     counts = dict(db.execute(select(Rating.user_id, func.count()).group_by(Rating.user_id)).tuples().all())
     medians = _median_seconds(db)
-    answers = answers_on_shared_items(db)
-    reliability = estimate(answers)
+    answers, gold = answers_on_shared_items(db), gold_answers(db)
+    reliability = estimate(answers, gold)
     pairs: dict[int, int] = defaultdict(int)
     agreed: dict[int, int] = defaultdict(int)
+    gold_items: dict[int, int] = defaultdict(int)
+    gold_right: dict[int, int] = defaultdict(int)
     total_pairs = total_agreed = 0
-    for item_answers in answers.values():
+    for item, item_answers in answers.items():
+        for user, answer in item_answers if item in gold else ():
+            gold_items[user] += 1
+            gold_right[user] += answer == gold[item]
         for (user_a, answer_a), (user_b, answer_b) in combinations(item_answers, 2):
             same = answer_a == answer_b
             total_pairs, total_agreed = total_pairs + 1, total_agreed + same
@@ -77,7 +89,8 @@ def rater_stats(db: Session) -> RaterStats:
     rows = [RaterRow(user_id=u.id, name=u.name, role=str(u.role), is_active=u.is_active,
                      ratings=counts.get(u.id, 0), median_seconds=medians.get(u.id),
                      agreement_pairs=pairs[u.id], agreements=agreed[u.id],
-                     reliability=reliability.get(u.id, Reliability(None, None, 0))) for u in users]
+                     reliability=reliability.get(u.id, Reliability(None, None, 0)),
+                     gold_items=gold_items[u.id], gold_right=gold_right[u.id]) for u in users]
     rows.sort(key=lambda row: (-row.ratings, row.name))
-    return RaterStats(raters=rows, overlapped_items=len(answers), pairs=total_pairs,
+    return RaterStats(raters=rows, overlapped_items=sum(len(a) >= 2 for a in answers.values()), pairs=total_pairs,
                       agreements=total_agreed)

@@ -17,15 +17,15 @@ train on.
 
 - A thumb up or down on one response is a unary label (`thumbs_of`): the
   reward model reads its reward as the log-odds of a thumb up. It makes no
-  comparison, so DPO does not use it and it does not count towards a round's
-  minimum.
+  comparison, so DPO does not use it; a PPO round may train from thumbs alone
+  (app.rounds.service: as many thumbs as the minimum of decisive comparisons).
 
 Each comparison and thumb carries its rater's weight (app.feedback.reliability decides
 it; rounds use it unless their settings turn it off).
 
 A decisive comparison says which response is better: it is what a reward
 model's held-out accuracy and DPO's pairs are made of, and what a round needs
-at least `min_round_comparisons` of.
+at least `min_round_comparisons` of (or, for PPO, as many thumbs).
 """
 
 import itertools
@@ -69,10 +69,11 @@ class ComparisonCounts:
     ratings: int
     decisive: int
     ties: int
+    thumbs: int = 0
 
     def describe(self) -> str:
-        return (f"{self.ratings} rating(s) give {self.decisive} decisive comparison(s) "
-                f"and {self.ties} tie(s)")
+        return (f"{self.ratings} rating(s) give {self.decisive} decisive comparison(s), "
+                f"{self.ties} tie(s) and {self.thumbs} thumb(s)")
 
 
 def verdict_pairs(verdict: Verdict | None, preferred: int | None,
@@ -121,21 +122,24 @@ def thumbs_of(rows: Iterable[RatingRow], weights: dict[int, float] | None = None
             for row in rows if row.thumb is not None and len(row.shown) == 1]
 
 
-def count(comparisons: list[Comparison], ratings: int) -> ComparisonCounts:
+def count(comparisons: list[Comparison], ratings: int, thumbs: int = 0) -> ComparisonCounts:
     ties = sum(c.tie for c in comparisons)
-    return ComparisonCounts(ratings=ratings, decisive=len(comparisons) - ties, ties=ties)
+    return ComparisonCounts(ratings=ratings, decisive=len(comparisons) - ties, ties=ties, thumbs=thumbs)
 
 
-def rating_rows(db: Session, which: str, exclude_raters: Iterable[str] = ()) -> list[RatingRow]:
+def rating_rows(db: Session, which: str, exclude_raters: Iterable[str] = (),
+                latest: int | None = None) -> list[RatingRow]:
     """The ratings a round uses, in one query: "all", or "since_last_round" (none a round used yet),
-    leaving out those of the raters named in `exclude_raters`."""
+    leaving out those of the raters named in `exclude_raters`; only the `latest` ones when given."""
     query = (select(Rating.id, Rating.user_id, Item.prompt_id, Rating.verdict, Rating.preferred_sample_id,
                     Rating.provenance, Rating.scores, Rating.thumb)
-             .join(Item, Item.id == Rating.item_id).order_by(Rating.id))
+             .join(Item, Item.id == Rating.item_id))
+    query = query.order_by(Rating.id) if latest is None else query.order_by(Rating.id.desc()).limit(latest)
     if which == "since_last_round":
         query = query.where(~exists().where(RoundRating.rating_id == Rating.id))
     if exclude_raters := list(exclude_raters):
         query = query.where(Rating.user_id.not_in(select(User.id).where(User.name.in_(exclude_raters))))
-    return [RatingRow(rating_id, rater_id, prompt_id, verdict, preferred, tuple(p["sample_id"] for p in provenance),
+    rows = [RatingRow(rating_id, rater_id, prompt_id, verdict, preferred, tuple(p["sample_id"] for p in provenance),
                       {int(sample): float(score) for sample, score in scores.items()}, thumb)
             for rating_id, rater_id, prompt_id, verdict, preferred, provenance, scores, thumb in db.execute(query)]
+    return rows if latest is None else rows[::-1]

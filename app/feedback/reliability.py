@@ -16,7 +16,9 @@ Written here rather than taken from crowd-kit, whose aggregators need
 pandas, scikit-learn and transformers: the web server shows these figures
 and loads none of them.
 
-Only items with a verdict from two or more raters inform it, and only once
+Gold items (app.feedback.gold), whose right answer an admin marked, inform it
+from a single rater's answer: their right answer is known, not inferred.
+Besides them, only items with a verdict from two or more raters inform it, and only once
 there are `MIN_SHARED_ITEMS` of them; a rater needs `MIN_RATER_ITEMS` shared
 items for an estimate. Each estimate gets Wilson's 95% interval over that
 rater's shared items. A rater is flagged, as far below the rest, when their
@@ -41,7 +43,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.checkpoints.win_rate import wilson_interval
-from app.models import Rating
+from app.feedback.gold import Answer, gold_answers
+from app.models import Item, Rating
 
 MIN_SHARED_ITEMS = 20
 MIN_RATER_ITEMS = 5
@@ -49,8 +52,6 @@ ANSWERS = 4  # per item of two responses: A better, B better, tie, both bad
 ITERATIONS = 50  # at most; EM stops once no accuracy moves by more than TOLERANCE
 TOLERANCE = 1e-6
 FLAG_GAP = 0.1
-
-Answer = tuple[str, int | None]  # (verdict, preferred sample id)
 
 
 @dataclass(frozen=True)
@@ -66,19 +67,28 @@ class Reliability:
 
 
 def answers_on_shared_items(db: Session) -> dict[int, list[tuple[int, Answer]]]:
-    """item id -> [(user id, answer)] for items with a verdict from two or more raters."""
+    """item id -> [(user id, answer)] for items with a verdict from two or more raters, and gold items."""
     shared = (select(Rating.item_id).where(Rating.verdict.is_not(None))
               .group_by(Rating.item_id).having(func.count() >= 2))
+    gold = select(Item.id).where(Item.gold.is_not(None))
     rows = db.execute(select(Rating.item_id, Rating.user_id, Rating.verdict, Rating.preferred_sample_id)
-                      .where(Rating.verdict.is_not(None), Rating.item_id.in_(shared)))
+                      .where(Rating.verdict.is_not(None), Rating.item_id.in_(shared.union(gold))))
     answers: dict[int, list[tuple[int, Answer]]] = defaultdict(list)
     for item_id, user_id, verdict, preferred in rows:
         answers[item_id].append((user_id, (str(verdict), preferred)))
     return answers
 
 
-def estimate(answers: dict[int, list[tuple[int, Answer]]]) -> dict[int, Reliability]:
-    """Each rater's accuracy from the shared items (see the module's docstring)."""
+def reliabilities(db: Session) -> dict[int, Reliability]:
+    """Each rater's reliability from what is in the database now."""
+    return estimate(answers_on_shared_items(db), gold_answers(db))
+
+
+def estimate(answers: dict[int, list[tuple[int, Answer]]],
+             gold: dict[int, Answer] | None = None) -> dict[int, Reliability]:
+    """Each rater's accuracy from the shared and gold items (see the module's docstring); `gold`
+    holds the known right answer of gold items by item id."""
+    gold = gold or {}
     counts: dict[int, int] = defaultdict(int)
     for item_answers in answers.values():
         for user, _ in item_answers:
@@ -88,10 +98,10 @@ def estimate(answers: dict[int, list[tuple[int, Answer]]]) -> dict[int, Reliabil
     accuracy = dict.fromkeys(counts, 0.8)  # any start above a coin finds the majority-consistent answer
     for _ in range(ITERATIONS):
         right: dict[int, float] = defaultdict(float)
-        for item_answers in answers.values():
-            posterior = _posterior(item_answers, accuracy)
+        for item, item_answers in answers.items():
+            posterior = {gold[item]: 1.0} if item in gold else _posterior(item_answers, accuracy)
             for user, answer in item_answers:
-                right[user] += posterior[answer]
+                right[user] += posterior.get(answer, 0.0)
         updated = {user: (right[user] + 1) / (counts[user] + 2) for user in counts}
         settled = max(abs(updated[user] - accuracy[user]) for user in counts) < TOLERANCE
         accuracy = updated

@@ -12,12 +12,15 @@ from app.deps import CurrentAdmin, CurrentRater, SessionDep
 from app.feedback import export
 from app.feedback.bulk import submit_ratings
 from app.feedback.client_items import create_client_items
+from app.feedback.gold import mark_gold
 from app.feedback.leasing import lease_items, lease_next_item
 from app.feedback.listing import RatingFilter, list_ratings
 from app.feedback.ratings import RatingInput, submit_rating
 from app.feedback.schemas import (
     BulkRatingsIn,
     BulkRatingsOut,
+    GoldIn,
+    GoldOut,
     ItemIds,
     ItemsIn,
     LeasedItemOut,
@@ -28,6 +31,7 @@ from app.feedback.schemas import (
     RatingPage,
 )
 from app.feedback.views import leased_item_view, rating_view
+from app.models import Verdict
 
 router = APIRouter(tags=["feedback"])
 
@@ -48,6 +52,14 @@ def _answer(body: RatingIn) -> RatingInput:
 def create_items(body: ItemsIn, db: SessionDep, admin: CurrentAdmin) -> ItemIds:
     """Bring your own responses to rate (compare two or more, or score one); all or none."""
     return ItemIds(ids=create_client_items(db, body.items))
+
+
+@router.put("/items/{item_id}/gold", response_model=GoldOut, responses=errors(403, 404))
+def put_gold(item_id: IdText, body: GoldIn, db: SessionDep, admin: CurrentAdmin) -> GoldOut:
+    """Mark an item's right answer: a gold item, mixed in blind, that measures every rater who answers it."""
+    item = mark_gold(db, item_id, Verdict(body.verdict), body.preferred_response_id)
+    return GoldOut(item_id=item.id, verdict=body.verdict, preferred_response_id=body.preferred_response_id,
+                   overlap=item.overlap)
 
 
 @router.get("/items/next", response_model=LeasedItemOut,

@@ -158,3 +158,15 @@ class RatingRecord(RatingOut):
 class RatingPage(BaseModel):
     ratings: list[RatingRecord]
     next_cursor: str | None = Field(description="Pass as cursor for the next page; null at the end.")
+
+
+class GoldIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    verdict: Literal["preferred", "tie", "both_bad"]
+    preferred_response_id: Id | None = Field(None, description='The right response, with verdict "preferred".')
+
+
+class GoldOut(GoldIn):
+    item_id: int
+    overlap: int = Field(description="gold items are open to every rater: the most raters an item takes")

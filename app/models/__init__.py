@@ -5,6 +5,7 @@ from app.models.checkpoint import Checkpoint, CheckpointStatus
 from app.models.guideline import Guideline
 from app.models.item import Item, ItemKind, ItemPurpose, ItemResponse, Lease
 from app.models.prompt import Prompt
+from app.models.prompt_source import PromptSource, Selection
 from app.models.rating import Rating, Verdict
 from app.models.sample import Sample
 from app.models.training_round import (
@@ -29,12 +30,14 @@ __all__ = [
     "ItemResponse",
     "Lease",
     "Prompt",
+    "PromptSource",
     "Rating",
     "Role",
     "RoundMetric",
     "RoundRating",
     "RoundStatus",
     "Sample",
+    "Selection",
     "TrainingRound",
     "User",
     "Verdict",

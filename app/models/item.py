@@ -45,6 +45,12 @@ class Item(CreatedAt, Base):
     # then the lease query passes the item without counting its leases (a hint;
     # the count under the row lock still decides). Cleared when a lease is skipped.
     full_until: Mapped[datetime | None]
+    # How its responses were chosen (worker.selection): {"method": "random"} or
+    # {"method": "uncertainty", "score", "candidates", "heads", "comparisons"}; None for client items.
+    selection: Mapped[dict | None]
+    # An admin's answer, known right (app.feedback.gold): {"verdict", "preferred_sample_id"}. Raters
+    # cannot tell a gold item from others; their answers to it measure their reliability.
+    gold: Mapped[dict | None]
 
     prompt: Mapped[Prompt] = relationship()
     responses: Mapped[list["ItemResponse"]] = relationship(

@@ -46,3 +46,22 @@ class PromptsIn(BaseModel):
 
 class PromptIds(BaseModel):
     ids: list[int] = Field(description="The new prompts' ids, in the order they were sent.")
+
+
+class SourceSettingsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    selection: Literal["random", "uncertainty", "contrast"] = Field(
+        "random", description='Of `candidates` samples per prompt, offer the pair that an ensemble of reward '
+                              'heads fitted on the ratings so far disagrees on most ("uncertainty"), or its best '
+                              'and worst ("contrast"); or two samples as drawn ("random").')
+    random_share: float = Field(0.25, ge=0, le=1, description="share of training pairs drawn at random anyway")
+    candidates: int = Field(4, ge=2, le=16, description="samples per prompt to choose a pair from")
+    responses: Literal[1, 2] = Field(2, description="per training item: 2 to compare, 1 to score or rate with "
+                                                    "a thumb up or down (then selection does not apply)")
+
+
+class SourceOut(SourceSettingsIn):
+    name: str
+    prompts: int
+    active_prompts: int

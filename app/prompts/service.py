@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from app.errors import InvalidInput, InvalidRows
 from app.models import Prompt
+from app.prompts.sources import MAX_SOURCE_CHARS
 from app.settings import get_settings
 
 ROLES = ("system", "user", "assistant")
@@ -82,8 +83,8 @@ def check_prompt(raw: object) -> NewPrompt:
     if not isinstance(tags, list) or not all(isinstance(t, str) and len(t) <= 64 for t in tags):
         raise InvalidInput("tags must be a list of strings of at most 64 characters", field="tags")
     source = raw.get("source") or ""
-    if not isinstance(source, str) or len(source) > 128:
-        raise InvalidInput("source must be a string of at most 128 characters", field="source")
+    if not isinstance(source, str) or len(source) > MAX_SOURCE_CHARS:
+        raise InvalidInput(f"source must be a string of at most {MAX_SOURCE_CHARS} characters", field="source")
     if raw.get("messages") is not None:
         if raw.get("text") is not None:
             raise InvalidInput("give text or messages, not both", field="messages")

@@ -47,7 +47,8 @@ def launch_round(db: Session, settings: RoundSettings, user: User | None) -> Tra
         select(User.name).where(User.name.in_(settings.exclude_raters)))))
     if unknown:
         raise InvalidInput(f"exclude_raters: no user named {', '.join(map(repr, unknown))}", field="exclude_raters")
-    check_enough_ratings(usable_comparisons(db, settings.ratings, settings.exclude_raters), settings.ratings)
+    check_enough_ratings(usable_comparisons(db, settings.ratings, settings.exclude_raters), settings.ratings,
+                         settings.algorithm)
     ensure_queue_available()
     round_ = TrainingRound(algorithm=settings.algorithm, config=settings.model_dump(),
                            created_by_id=user.id if user else None, status=RoundStatus.queued)

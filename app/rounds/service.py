@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from app.checkpoints.service import under_review
 from app.errors import Conflict, NotFound
-from app.feedback.examples import ComparisonCounts, comparisons_of, count, rating_rows
+from app.feedback.examples import ComparisonCounts, comparisons_of, count, rating_rows, thumbs_of
 from app.models import Rating, RoundMetric, RoundRating, TrainingRound, utcnow
 from app.settings import get_settings
 
@@ -20,15 +20,20 @@ def usable_comparisons(db: Session, which: str, exclude_raters: list[str] | None
     """What the ratings a round would use ("all" or "since_last_round", less the excluded raters')
     give it to train on."""
     rows = rating_rows(db, which, exclude_raters or ())
-    return count(comparisons_of(rows), len(rows))
+    return count(comparisons_of(rows), len(rows), len(thumbs_of(rows)))
 
 
-def check_enough_ratings(counts: ComparisonCounts, which: str) -> None:
+def check_enough_ratings(counts: ComparisonCounts, which: str, algorithm: str) -> None:
+    """A round needs `min_round_comparisons` decisive comparisons; a PPO round, whose reward model
+    also learns from thumbs, as many thumbs will do instead."""
     minimum = get_settings().min_round_comparisons
-    if counts.decisive < minimum:
-        raise Conflict(f"not enough ratings for a round: the {which.replace('_', ' ')} ratings "
-                       f"({counts.describe()}); a round needs at least {minimum} decisive comparisons "
-                       "(TUNELOOP_MIN_ROUND_COMPARISONS)")
+    if counts.decisive >= minimum or (algorithm == "ppo" and counts.thumbs >= minimum):
+        return
+    thumbs = (f" (or, for PPO, {minimum} thumbs)" if algorithm == "ppo"
+              else "; thumbs train PPO's reward model, not DPO")
+    raise Conflict(f"not enough ratings for a round: the {which.replace('_', ' ')} ratings "
+                   f"({counts.describe()}); a round needs at least {minimum} decisive comparisons{thumbs} "
+                   "(TUNELOOP_MIN_ROUND_COMPARISONS)")
 
 
 def get_round(db: Session, round_id: int) -> TrainingRound:

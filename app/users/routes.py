@@ -21,6 +21,8 @@ class RaterOut(BaseModel):
     flagged: bool = Field(description="far below the rest: the interval lies wholly below the median of the "
                                       "other raters' lower ends, and the estimate 10 points or more below theirs")
     weight: float | None = Field(description="what a round's training loss weighs this rater's ratings by, 2p - 1")
+    gold_items: int = Field(description="gold items (right answer known) this rater answered")
+    gold_accuracy: float | None = Field(description="share of those answered right; null with none")
 
 
 @router.get("", response_model=list[RaterOut], responses=errors(403))
@@ -28,5 +30,5 @@ def list_raters(db: SessionDep, _: CurrentAdmin) -> list[RaterOut]:
     """Every user who rates or could, most ratings first."""
     return [RaterOut(name=r.name, ratings=r.ratings, agreement=r.agreement, reliability=r.reliability.accuracy,
                      reliability_interval=r.reliability.interval, flagged=r.reliability.flagged,
-                     weight=r.reliability.weight)
+                     weight=r.reliability.weight, gold_items=r.gold_items, gold_accuracy=r.gold_accuracy)
             for r in rater_stats(db).raters]

@@ -3,7 +3,8 @@
 from sqlalchemy import func, select
 
 from app.feedback.examples import comparisons_of, rating_rows
-from app.feedback.reliability import answers_on_shared_items, estimate, rater_weights
+from app.feedback.leasing import skip_item
+from app.feedback.reliability import rater_weights, reliabilities
 from app.models import Item, User
 from app.users.service import create_token
 from tests.admin.conftest import answer, page_csrf
@@ -46,7 +47,7 @@ def test_a_hostile_rater_is_flagged_and_their_ratings_weigh_nothing(admin_client
     raters = {r["name"]: r for r in admin_client.get(
         "/api/v1/raters", headers={"Authorization": f"Bearer {admin_token}"}).json()}
     assert set(raters["mallory"]) == {"name", "ratings", "agreement", "reliability", "reliability_interval",
-                                      "flagged", "weight"}
+                                      "gold_items", "gold_accuracy", "flagged", "weight"}
     assert raters["mallory"]["flagged"] and raters["mallory"]["reliability"] < 0.1 and raters["mallory"]["weight"] == 0
     assert raters["mallory"]["ratings"] == 24 and raters["mallory"]["agreement"] == 0.0
     for name in ("ann", "bob", "cy"):
@@ -58,7 +59,7 @@ def test_a_hostile_rater_is_flagged_and_their_ratings_weigh_nothing(admin_client
 
     # What a round trains on: mallory's comparisons weigh nothing, the others' count.
     rows = rating_rows(db, "all")
-    weights = rater_weights(estimate(answers_on_shared_items(db)), {r.rater_id for r in rows})
+    weights = rater_weights(reliabilities(db), {r.rater_id for r in rows})
     by_rater = {}
     for row, comparison in zip(rows, comparisons_of(rows, weights)):
         by_rater.setdefault(row.rater_id, set()).add(comparison.weight)
@@ -85,3 +86,48 @@ def test_a_team_is_added_from_a_csv_all_or_none_with_tokens_shown_once(admin_cli
     assert db.scalar(select(User.role).where(User.name == "bob")) == "admin"
     # Shown once: the page does not show them again.
     assert 'id="import-tokens"' not in admin_client.get("/admin/raters").text
+
+
+def test_gold_items_measure_raters_who_share_no_item(admin_client, db):
+    """Each item answered by one rater only: no agreement to count, but gold answers tell the careful
+    rater from the hostile one, and training weighs them accordingly."""
+    headers = {"Authorization": f"Bearer {create_token(db, db.scalar(select(User).where(User.name == 'ada')))}"}
+    ann, mallory = make_user(db, "ann").id, make_user(db, "mallory").id
+    items = make_items(db, 24)
+    for n, item_id in enumerate(items):
+        good, bad = (r.sample_id for r in db.get(Item, item_id).responses)
+        marked = admin_client.put(f"/api/v1/items/{item_id}/gold", headers=headers,
+                                  json={"verdict": "preferred", "preferred_response_id": good})
+        assert marked.status_code == 200 and marked.json()["overlap"] == 100
+        # Gold items are open to all: each rater passes the other's half.
+        if n % 2:
+            skip_item(db, mallory, item_id)
+            answer(db, ann, item_id, "preferred", preferred=good)
+        else:
+            skip_item(db, ann, item_id)
+            answer(db, mallory, item_id, "preferred", preferred=bad)
+
+    raters = {r["name"]: r for r in admin_client.get("/api/v1/raters", headers=headers).json()}
+    assert raters["ann"]["agreement"] is None and raters["ann"]["gold_items"] == 12
+    assert raters["ann"]["gold_accuracy"] == 1.0 and raters["ann"]["reliability"] > 0.9
+    assert raters["mallory"]["gold_accuracy"] == 0.0 and raters["mallory"]["flagged"]
+    assert rater_weights(reliabilities(db), {ann, mallory})[mallory] == 0.0
+    row = admin_client.get("/admin/raters").text.split('<th scope="row">mallory')[1].split("</tr>")[0]
+    assert "0 of 12" in row
+
+
+def test_gold_answers_must_fit_the_item(admin_client, db):
+    headers = {"Authorization": f"Bearer {create_token(db, db.scalar(select(User).where(User.name == 'ada')))}"}
+    (item_id,) = make_items(db, 1)
+    other = max(r.sample_id for r in db.get(Item, item_id).responses) + 1
+    for body in ({"verdict": "preferred"}, {"verdict": "preferred", "preferred_response_id": other},
+                 {"verdict": "tie", "preferred_response_id": other}, {"verdict": "maybe"}):
+        assert admin_client.put(f"/api/v1/items/{item_id}/gold", json=body, headers=headers).status_code == 422
+    assert admin_client.put("/api/v1/items/999999/gold", json={"verdict": "tie"}, headers=headers).status_code == 404
+    db.expire_all()
+    assert db.get(Item, item_id).gold is None
+    rater = {"Authorization": f"Bearer {create_token(db, make_user(db, 'ann'))}"}
+    db.commit()
+    assert admin_client.put(f"/api/v1/items/{item_id}/gold", json={"verdict": "tie"}, headers=rater).status_code == 403
+    assert admin_client.put(f"/api/v1/items/{item_id}/gold", json={"verdict": "tie"}, headers=headers).json() == {
+        "item_id": item_id, "verdict": "tie", "preferred_response_id": None, "overlap": 100}

@@ -137,7 +137,7 @@ def test_too_few_ratings_is_a_message_with_the_numbers(admin_client, db, lineage
     rate_items(db, 3, ties=1, checkpoint_id=lineage[0].id)
     response = launch(admin_client)
     assert response.status_code == 409
-    assert "4 rating(s) give 3 decisive comparison(s) and 1 tie(s)" in response.text
+    assert "4 rating(s) give 3 decisive comparison(s), 1 tie(s) and 0 thumb(s)" in response.text
     assert 'id="launch-error"' in response.text and "Traceback" not in response.text
     assert db.scalars(select(TrainingRound)).all() == []
 

@@ -25,7 +25,7 @@ def test_too_few_ratings_are_refused_with_the_numbers_and_nothing_queued(client,
     response = client.post("/api/v1/rounds", json={"algorithm": "dpo"}, headers=admin)
     assert response.status_code == 409, response.text
     detail = response.json()["detail"]
-    assert "6 rating(s) give 4 decisive comparison(s) and 2 tie(s)" in detail
+    assert "6 rating(s) give 4 decisive comparison(s), 2 tie(s) and 0 thumb(s)" in detail
     assert f"at least {get_settings().min_round_comparisons} decisive comparisons" in detail
     assert "TUNELOOP_MIN_ROUND_COMPARISONS" in detail
     assert db.scalars(select(TrainingRound)).all() == []

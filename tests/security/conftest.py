@@ -11,7 +11,7 @@ from app.auth.session_cookie import COOKIE_NAME, encode_session
 from app.checkpoints.service import add_checkpoint
 from app.models import Algorithm, RoundStatus, TrainingRound
 from app.users.service import create_token
-from tests.factories import make_user
+from tests.factories import make_items, make_user
 
 
 @dataclass(frozen=True)
@@ -64,5 +64,6 @@ def real_ids(db) -> dict[str, int]:
     checkpoint = add_checkpoint(db, path="round-1", name="round-1", parent_id=None)
     round_ = TrainingRound(algorithm=Algorithm.dpo, config={}, status=RoundStatus.queued)
     db.add(round_)
+    [item_id] = make_items(db, 1)
     db.commit()
-    return {"checkpoint_id": checkpoint.id, "round_id": round_.id}
+    return {"checkpoint_id": checkpoint.id, "round_id": round_.id, "item_id": item_id, "name": "faq"}

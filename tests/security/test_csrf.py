@@ -13,7 +13,7 @@ from app.models import Prompt, Rating
 from tests.factories import make_items
 from tests.security.test_route_access import ACCESS, ROUTES, concrete
 
-COOKIE_POSTS = [r for r in ROUTES if r[0] == "POST" and r[1] != "/login"]
+COOKIE_POSTS = [r for r in ROUTES if r[0] != "GET" and r[1] != "/login"]  # every method that changes state
 
 
 @pytest.mark.parametrize("method, path", COOKIE_POSTS, ids=[p for _, p in COOKIE_POSTS])
@@ -26,7 +26,7 @@ def test_no_cookie_post_counts_without_the_sessions_token(app_client, callers, r
     headers = admin.session() | ({"X-CSRF-Token": token} if token is not None else {})
     url = concrete(path, real_ids)
     if path.startswith("/api/"):
-        response = app_client.post(url, headers=headers, json={})
+        response = app_client.request(method, url, headers=headers, json={})
     else:
         response = app_client.post(url, headers=headers,
                                    data={"csrf_token": token} if token is not None else {})
@@ -73,5 +73,5 @@ def test_cookie_reads_and_bearer_posts_need_no_csrf_token(app_client, callers, d
 
 
 def test_every_post_route_is_in_the_walk():
-    assert {p for m, p in ROUTES if m == "POST"} - {"/login"} == {p for _, p in COOKIE_POSTS}
+    assert {r for r in ROUTES if r[0] in ("POST", "PUT", "PATCH", "DELETE")} - {("POST", "/login")} == set(COOKIE_POSTS)
     assert all(ACCESS[r] != "public" for r in COOKIE_POSTS)

@@ -41,6 +41,9 @@ ACCESS = {
     # Admins only.
     ("POST", "/api/v1/prompts"): ADMIN,
     ("POST", "/api/v1/items"): ADMIN,
+    ("PUT", "/api/v1/items/{item_id}/gold"): ADMIN,
+    ("GET", "/api/v1/prompt-sources"): ADMIN,
+    ("PUT", "/api/v1/prompt-sources/{name}"): ADMIN,
     ("GET", "/api/v1/ratings"): ADMIN,
     ("GET", "/api/v1/export/preferences"): ADMIN,
     ("GET", "/api/v1/export/scores"): ADMIN,
@@ -101,7 +104,7 @@ def call(client, method: str, path: str, caller, *, api: bool, use_cookie: bool 
     client.cookies.clear()
     if api:
         headers = caller.session() | {"X-CSRF-Token": caller.csrf or ""} if use_cookie else caller.bearer()
-        return client.request(method, path, headers=headers, json={} if method == "POST" else None)
+        return client.request(method, path, headers=headers, json={} if method != "GET" else None)
     data = {"csrf_token": caller.csrf} if method == "POST" and caller.csrf else None
     return client.request(method, path, headers=caller.session(), data=data)
 
@@ -140,7 +143,7 @@ def test_each_route_admits_exactly_its_audience(app_client, callers, real_ids, m
             context, admin.status_code, admin.text[:300])
 
 
-@pytest.mark.parametrize("method, path", [r for r in ROUTES if ACCESS[r] == ADMIN and r[0] == "POST"])
+@pytest.mark.parametrize("method, path", [r for r in ROUTES if ACCESS[r] == ADMIN and r[0] != "GET"])
 def test_raters_change_nothing_on_admin_posts(app_client, callers, real_ids, db, method, path):
     """A refused post leaves the data as it was (the round stays queued, the checkpoint ready)."""
     from app.models import Checkpoint, TrainingRound

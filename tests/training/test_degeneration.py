@@ -49,8 +49,15 @@ def test_a_degenerate_policy_fails_the_gates_against_its_parent():
 def test_kl_reward_model_and_moved_gates():
     assert kl_gate(3.0, 15.0).passed and not kl_gate(17.3, 15.0).passed
     # 0.517 held-out accuracy, as the PPO round had: at chance.
-    assert not reward_model_gate(0.517, 120).passed
-    assert reward_model_gate(0.8, 40).passed
-    assert not reward_model_gate(1.0, 3).passed  # 3 of 3 is not yet confidence
-    assert not reward_model_gate(None, 0).passed
+    assert not reward_model_gate({"eval_accuracy": 0.517, "eval_decisive": 120}).passed
+    assert reward_model_gate({"eval_accuracy": 0.8, "eval_decisive": 40}).passed
+    assert not reward_model_gate({"eval_accuracy": 1.0, "eval_decisive": 3}).passed  # 3 of 3 is not yet confidence
+    assert not reward_model_gate({"eval_decisive": 0}).passed
+    # Thumbs alone: right more often than always saying the commoner thumb (70 % of them here).
+    thumbs = {"eval_decisive": 0, "eval_thumbs": 100, "eval_thumb_majority": 0.7}
+    assert not reward_model_gate(thumbs | {"eval_thumb_accuracy": 0.75}).passed
+    assert reward_model_gate(thumbs | {"eval_thumb_accuracy": 0.85}).passed
+    # Comparisons, when there are held-out ones, decide.
+    assert not reward_model_gate(thumbs | {"eval_thumb_accuracy": 0.95, "eval_accuracy": 0.5,
+                                           "eval_decisive": 100}).passed
     assert not moved_gate(0, "kl beyond the limit at step 5; kept step 0").passed

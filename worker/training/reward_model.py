@@ -119,6 +119,9 @@ def fit_reward_model(
     thumbed = [pair for pair, _ in thumbs]
     n_eval = int(len(comparisons) * config.eval_fraction)
     eval_set, train_set = comparisons[:n_eval], comparisons[n_eval:]
+    # Thumbs are held out in the same share: with no comparisons they are all the gate can read.
+    n_eval_thumbs = int(len(thumbs) * config.eval_fraction)
+    eval_thumbs, thumbs = thumbs[:n_eval_thumbs], thumbs[n_eval_thumbs:]
     epoch_steps = config.steps_per_epoch(len(comparisons)) or math.ceil(len(thumbs) / config.batch_size)
     total_steps = epoch_steps * config.epochs
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 - step / total_steps)
@@ -137,6 +140,12 @@ def fit_reward_model(
         sequences = [p + c for p, c, _ in rows] + [p + r for p, _, r in rows]
         rewards = score_sequences(model, sequences, tokenizer.pad_token_id, device)  # (2B,)
         return rewards[: len(batch)], rewards[len(batch) :]
+
+    def score_thumbs(rows: list[tuple[PreferencePair, bool]]) -> torch.Tensor:
+        """The reward (B,) of each thumbed response, scored once (not as a pair with itself)."""
+        with autocast_for(device, config.dtype):
+            return score_sequences(model, [p + c for p, c, _ in (triples[pair] for pair, _ in rows)],
+                                   tokenizer.pad_token_id, device).float()
 
     # Loop.
     order = random.Random(config.seed + 1)
@@ -161,9 +170,7 @@ def fit_reward_model(
             if thumbs:
                 rows = [thumbs[(next_thumb + i) % len(thumbs)] for i in range(min(config.batch_size, len(thumbs)))]
                 next_thumb = (next_thumb + len(rows)) % len(thumbs)
-                with autocast_for(device, config.dtype):  # each response once, not as a pair with itself
-                    reward = score_sequences(model, [p + c for p, c, _ in (triples[pair] for pair, _ in rows)],
-                                             tokenizer.pad_token_id, device).float()
+                reward = score_thumbs(rows)
                 up = torch.tensor([good for _, good in rows], device=device, dtype=reward.dtype)
                 thumb_loss = weighted_mean(F.binary_cross_entropy_with_logits(reward, up, reduction="none"),
                                            torch.tensor([pair.weight for pair, _ in rows], device=device))
@@ -181,9 +188,12 @@ def fit_reward_model(
                 "epoch": float(epoch),
                 "pairs_per_second": step * config.batch_size / (time.perf_counter() - started),
             }
-            if step % epoch_steps == 0 and eval_set:
+            if step % epoch_steps == 0 and (eval_set or eval_thumbs):
                 model.eval()
-                metrics.update(_evaluate(eval_set, rewards_of, config.batch_size))
+                if eval_set:
+                    metrics.update(_evaluate(eval_set, rewards_of, config.batch_size))
+                if eval_thumbs:
+                    metrics.update(_evaluate_thumbs(eval_thumbs, score_thumbs, config.batch_size))
                 model.train(training_mode)
             if on_metrics is not None:
                 on_metrics(step, metrics)
@@ -213,6 +223,10 @@ def fit_reward_model(
         "eval_decisive": float(sum(not c.tie for c in eval_set)),
         "ties": float(sum(c.tie for c in comparisons)),
         "thumbs": float(len(thumbs)),
+        "eval_thumbs": float(len(eval_thumbs)),
+        # Always answering the commoner thumb scores this: what a thumb-only reward model must beat.
+        "eval_thumb_majority": (max(sum(g for _, g in eval_thumbs), sum(not g for _, g in eval_thumbs))
+                                / len(eval_thumbs) if eval_thumbs else 0.0),
         "reward_mean": normalisation["mean"],
         "reward_std": normalisation["std"],
     }
@@ -288,6 +302,17 @@ def _evaluate(
     scores = _accuracy_and_margin(chosen, rejected, tie)
     return {"eval_loss": bradley_terry_loss(chosen, rejected, tie).item(),
             **{f"eval_{k}": v for k, v in scores.items()}}
+
+
+def _evaluate_thumbs(eval_thumbs: list[tuple[PreferencePair, bool]],
+                    score_thumbs: Callable[[list[tuple[PreferencePair, bool]]], torch.Tensor],
+                    batch_size: int) -> dict[str, float]:
+    """Held-out thumbs: how often the reward's sign (the log-odds of a thumb up) matches the thumb."""
+    with torch.no_grad():
+        reward = torch.cat([score_thumbs(eval_thumbs[i : i + batch_size])
+                            for i in range(0, len(eval_thumbs), batch_size)])
+    up = torch.tensor([good for _, good in eval_thumbs], device=reward.device)
+    return {"eval_thumb_accuracy": ((reward > 0) == up).float().mean().item()}
 
 
 def _accuracy_and_margin(chosen: torch.Tensor, rejected: torch.Tensor, tie: torch.Tensor) -> dict[str, float]:
