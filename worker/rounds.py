@@ -5,7 +5,9 @@ The database is the source of truth. A round is claimed with one conditional
 UPDATE (so it never runs twice at once), beats a heartbeat while it trains
 (a killed worker's round is failed by whoever sees the stale heartbeat), and
 publishes only if it still owns the round. A failed or cancelled round leaves
-the current checkpoint untouched and says why.
+the current checkpoint untouched and says why. With `TUNELOOP_TRAIN_PROCESSES`
+above 1 each trainer runs on that many processes under torchrun
+(worker.training.launch), which this process starts and watches.
 
 What a round's result becomes depends on its gates (worker.gates) and on
 `TUNELOOP_PROMOTION`: a result that fails a gate is registered as rejected

@@ -70,16 +70,15 @@ def run_trainer(trainer: str, processes: int, job_dir: Path, *,
 
 
 def first_failure(log: str) -> str:
-    """torchrun's root cause of a failed job, in a line: which rank, its exit code, and the last line
-    of its error (the exception a rank raised, or the signal that killed it)."""
-    block = log.rsplit("Root Cause (first observed failure):", 1)
-    if len(block) == 1:  # torchrun itself failed
+    """torchrun's root cause of a failed job, in a line: which rank, and the last line of its error
+    (the exception it raised, or the signal that killed it)."""
+    _, found, cause = log.rpartition("Root Cause (first observed failure):")
+    if not found:  # torchrun itself failed
         return " ".join(log.strip().splitlines()[-1:]) or "torchrun exited without saying why"
-    fields = dict(re.findall(r"^\s*(rank|exitcode|traceback)\s*:\s*(.*)$", block[1], flags=re.MULTILINE))
-    error = [line.strip() for line in block[1].split("traceback", 1)[-1].splitlines() if line.strip()
-             and not line.strip().startswith("=")]
-    last = error[-1] if error else fields.get("traceback", "")
-    return f"rank {fields.get('rank', '?')}, exit code {fields.get('exitcode', '?')}: {last.lstrip(': ')}"
+    rank = re.search(r"^\s*rank\s*:\s*(.*)$", cause, flags=re.MULTILINE)
+    error = [line.strip() for line in cause.partition("traceback")[2].splitlines()
+             if line.strip() and not line.startswith("=")]
+    return f"rank {rank.group(1) if rank else '?'}: {error[-1].lstrip(' :') if error else 'no error reported'}"
 
 
 def _relay(metrics: Path, offset: int, on_metrics: Callable[[int, dict[str, float]], None] | None) -> int:
