@@ -4,7 +4,6 @@ publishes."""
 
 import os
 import signal
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -16,24 +15,10 @@ from app.rounds.schemas import RoundSettings
 from tests.admin.conftest import train_queue  # noqa: F401  (a fixture)
 from tests.factories import rate_items
 from tests.services import wait_until
+from tests.training.conftest import job_processes
 from worker.training.checkpoint_io import verify_checkpoint
 
 pytestmark = pytest.mark.slow
-
-
-def job_processes(job_dir: Path) -> dict[int, int]:
-    """The processes of a torchrun job: {rank: pid} of its ranks, and the agent's pid at -1."""
-    found = {}
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            environment = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-        except OSError:  # it ended while we looked
-            continue
-        if str(job_dir).encode() in command:
-            rank = next((v for k, _, v in (e.partition(b"=") for e in environment) if k == b"RANK"), b"-1")
-            found[int(rank)] = int(pid)
-    return found
 
 
 def launch(settings: dict) -> int:
