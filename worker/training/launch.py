@@ -45,12 +45,14 @@ def run_trainer(trainer: str, processes: int, job_dir: Path, *,
         return TRAINERS[trainer](**arguments, on_metrics=on_metrics, should_stop=should_stop)
     job_dir = Path(job_dir)
     write_job(job_dir, trainer, arguments)
+    # torchrun gives each rank one thread unless told otherwise; ranks on CPUs share the cores instead.
+    threads = {"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // processes))}
     with (job_dir / LOG).open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "worker.training.torchrun", "--standalone", f"--nproc-per-node={processes}",
              "-m", "worker.training.job", str(job_dir)],
-            stdout=log, stderr=subprocess.STDOUT, env=os.environ | {LAUNCHER_PID: str(os.getpid())},
-            start_new_session=True)
+            stdout=log, stderr=subprocess.STDOUT,
+            env=threads | os.environ | {LAUNCHER_PID: str(os.getpid())}, start_new_session=True)
     relayed = 0
     try:
         while process.poll() is None:

@@ -206,6 +206,7 @@ def run_ppo(
                        "value_clip_fraction": 0.0, "entropy": 0.0}
         n_updates = 0
         for _ in range(config.ppo_epochs):
+            # Rank 0's draw: the ranks must agree on every minibatch, whatever else moved their generators.
             order = ranks.from_main(torch.randperm(len(generated)))
             for start in range(0, len(generated), config.minibatch_size):
                 minibatch = order[start : start + config.minibatch_size].tolist()
