@@ -4,7 +4,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEVELOPMENT_SECRET = "development-only-secret-change-me"
@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     # Gradient checkpointing: recompute activations in the backward pass instead of keeping them
     # (about a third more compute, activation memory of one layer). "auto": on above 300M parameters.
     train_gradient_checkpointing: Literal["auto", "on", "off"] = "auto"
+    # Processes a round trains on, on this machine: 1 trains in the worker's own process; more
+    # starts them with torchrun (worker/training/launch.py), one per GPU, or CPU processes over gloo.
+    train_processes: int = Field(1, ge=1)
     # A round needs at least this many decisive comparisons (a preferred answer, or two
     # different scores for one prompt) among the ratings it would use; fewer cannot fit
     # a reward model or a policy that generalises, and is refused at launch.

@@ -254,11 +254,12 @@ def train_round(round_settings: dict) -> TrainedRound:
 
     seconds: dict[str, float] = {}
 
-    def timed(phase: str, function):
-        def run(*args, **kwargs):
+    def timed(run_trainer):
+        def run(trainer: str, *args, **kwargs):
+            phase = "reward_model" if trainer == "reward_model" else "policy"
             started = time.perf_counter()
             try:
-                return function(*args, **kwargs)
+                return run_trainer(trainer, *args, **kwargs)
             finally:
                 seconds[phase] = seconds.get(phase, 0.0) + time.perf_counter() - started
         return run
@@ -271,9 +272,7 @@ def train_round(round_settings: dict) -> TrainedRound:
             session_scope() as db:
         round_id = lifecycle.launch_round(db, settings, None).id
     started = time.perf_counter()
-    with mock.patch.object(rounds, "fit_reward_model", timed("reward_model", rounds.fit_reward_model)), \
-            mock.patch.object(rounds, "run_ppo", timed("policy", rounds.run_ppo)), \
-            mock.patch.object(rounds, "run_dpo", timed("policy", rounds.run_dpo)):
+    with mock.patch.object(rounds, "run_trainer", timed(rounds.run_trainer)):
         status = rounds.execute_round(round_id)
     total = time.perf_counter() - started
     with session_scope() as db:

@@ -5,7 +5,9 @@ The database is the source of truth. A round is claimed with one conditional
 UPDATE (so it never runs twice at once), beats a heartbeat while it trains
 (a killed worker's round is failed by whoever sees the stale heartbeat), and
 publishes only if it still owns the round. A failed or cancelled round leaves
-the current checkpoint untouched and says why.
+the current checkpoint untouched and says why. With `TUNELOOP_TRAIN_PROCESSES`
+above 1 each trainer runs on that many processes under torchrun
+(worker.training.launch), which this process starts and watches.
 
 What a round's result becomes depends on its gates (worker.gates) and on
 `TUNELOOP_PROMOTION`: a result that fails a gate is registered as rejected
@@ -56,10 +58,11 @@ from worker.rated import training_examples
 from worker.training.checkpoint_io import read_metadata
 from worker.training.data import PreferencePair, TrainingCancelled, TrainResult, UnaryExample
 from worker.training.devices import GIB, DoesNotFit, check_fits, pick_device, resolve_dtype
-from worker.training.dpo import DPOConfig, run_dpo
+from worker.training.dpo import DPOConfig
+from worker.training.launch import run_trainer
 from worker.training.lora import is_adapter
-from worker.training.ppo import PPOConfig, run_ppo
-from worker.training.reward_model import RewardModelConfig, fit_reward_model
+from worker.training.ppo import PPOConfig
+from worker.training.reward_model import RewardModelConfig
 from worker.training.sequences import prompt_of
 from worker.training.watch import WatchConfig
 
@@ -222,24 +225,29 @@ def _train_and_publish(run: RoundRun) -> RoundStatus:
     device = pick_device("auto")
     dtype = resolve_dtype(app_settings.train_dtype, device)
     checkpointing = {"on": True, "off": False}.get(app_settings.train_gradient_checkpointing, large)
-    report |= {"lora_r": lora_r, "device": device.type, "dtype": dtype, "gradient_checkpointing": checkpointing}
+    processes = app_settings.train_processes
+    report |= {"lora_r": lora_r, "device": device.type, "dtype": dtype, "gradient_checkpointing": checkpointing,
+               "processes": processes}
     if parameters is not None:  # safetensors: the size is known before loading anything
         limit = int(app_settings.train_memory_gib * GIB) or None
         needed = check_fits(parameters, ["reward_model", "ppo"] if settings.algorithm == "ppo" else ["dpo"],
-                            lora_r > 0, device, limit)
+                            lora_r > 0, device, limit, processes)
         report["memory_estimate_gib"] = round(needed / GIB, 3)
     gates: list[Gate] = []
     work = _unused(store / "rounds" / str(run.round_id))
     out_dir = _unused(store / f"round-{run.round_id}")
+    if processes > 1:
+        run.log(f"training on {processes} processes (torchrun; logs under {work})")
 
     if settings.algorithm == "ppo":
         rm_config = RewardModelConfig(seed=settings.seed, epochs=settings.reward_model_epochs,
                                       eval_fraction=HELD_OUT_SHARE, lora_r=lora_r, dtype=dtype,
                                       gradient_checkpointing=checkpointing)
         rm_steps = rm_config.epochs * rm_config.steps_per_epoch(len(comparisons))
-        reward = fit_reward_model(base_path, comparisons, rm_config, work / "reward_model",
-                                  on_metrics=run.metrics_callback("reward_model", 0.0, 0.3, rm_steps),
-                                  should_stop=run.should_stop, base=full, unary=thumbs)
+        reward = run_trainer("reward_model", processes, work / "reward_model-job", policy_dir=base_path,
+                             comparisons=comparisons, config=rm_config, out_dir=work / "reward_model",
+                             on_metrics=run.metrics_callback("reward_model", 0.0, 0.3, rm_steps),
+                             should_stop=run.should_stop, base=full, unary=thumbs)
         run.log(f"reward model: {_summary(reward.metrics)}")
         report["reward_model"] = {"steps": int(reward.metrics["steps"]), "epochs": settings.reward_model_epochs,
                                   "train_comparisons": int(reward.metrics["train_pairs"]),
@@ -255,9 +263,10 @@ def _train_and_publish(run: RoundRun) -> RoundStatus:
                            gradient_checkpointing=checkpointing)
         random.Random(settings.seed).shuffle(train_prompts)
         planned = config.steps
-        result = run_ppo(base_path, reward.out_dir, train_prompts[:PPO_PROMPTS], config, out_dir,
-                         on_metrics=run.metrics_callback("ppo", 0.3, 0.95, planned),
-                         should_stop=run.should_stop, watch=watch, base=full)
+        result = run_trainer("ppo", processes, work / "ppo-job", policy_dir=base_path,
+                             reward_model_dir=reward.out_dir, prompts=train_prompts[:PPO_PROMPTS], config=config,
+                             out_dir=out_dir, on_metrics=run.metrics_callback("ppo", 0.3, 0.95, planned),
+                             should_stop=run.should_stop, watch=watch, base=full)
         metrics = {f"reward_model/{k}": v for k, v in reward.metrics.items()}
     else:
         config = DPOConfig(seed=settings.seed, learning_rate=settings.learning_rate, beta=settings.kl_coef,
@@ -266,9 +275,9 @@ def _train_and_publish(run: RoundRun) -> RoundStatus:
         config.epochs = min(DPO_MAX_EPOCHS, math.ceil(settings.policy_steps / config.steps_per_epoch(len(decisive))))
         planned = config.planned_steps(len(decisive))
         watch.every = max(1, math.ceil(planned / CHECKS_PER_ROUND))
-        result = run_dpo(base_path, decisive, config, out_dir,
-                         on_metrics=run.metrics_callback("dpo", 0.0, 0.95, planned),
-                         should_stop=run.should_stop, watch=watch, base=full)
+        result = run_trainer("dpo", processes, work / "dpo-job", policy_dir=base_path, pairs=decisive,
+                             config=config, out_dir=out_dir, on_metrics=run.metrics_callback("dpo", 0.0, 0.95, planned),
+                             should_stop=run.should_stop, watch=watch, base=full)
         metrics = {}
     run.log(f"{settings.algorithm}: {_summary(result.metrics)}")
     report["policy"] = {"steps_planned": planned, "steps_run": int(result.metrics["steps"]),

@@ -1,4 +1,4 @@
-"""Shared fixtures: a tiny base model (a few seconds to build) and rule-labelled pairs."""
+"""Shared fixtures: a tiny base model (a few seconds to build), rule-labelled pairs, a torchrun job's processes."""
 
 import os
 import random
@@ -46,3 +46,18 @@ def corpus_pairs(rule: str, count: int, seed: int = 0) -> list[PreferencePair]:
 @pytest.fixture(scope="session")
 def colour_pairs() -> list[PreferencePair]:
     return corpus_pairs("colour", 96)
+
+
+def job_processes(job_dir: Path) -> dict[int, int]:
+    """The processes of a torchrun job: {rank: pid} of its ranks, and the agent's pid at -1."""
+    found = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            environment = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:  # it ended while we looked
+            continue
+        if str(job_dir).encode() in command:
+            rank = next((v for k, _, v in (e.partition(b"=") for e in environment) if k == b"RANK"), b"-1")
+            found[int(rank)] = int(pid)
+    return found

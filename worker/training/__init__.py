@@ -5,7 +5,8 @@ raises `TrainingCancelled` (leaving no checkpoint) when `should_stop()` turns
 True, and publishes its checkpoint atomically as a plain Hugging Face
 directory with a `tuneloop.json` beside the weights. DPO and PPO take an
 optional watch (`watch.py`) that stops them before they break; when it kept
-no step past the start, they publish nothing.
+no step past the start, they publish nothing. Each also trains data-parallel
+on the processes torchrun starts (`distributed.py`; `launch.py` starts them).
 """
 
 import importlib

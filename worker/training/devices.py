@@ -67,15 +67,20 @@ class DoesNotFit(Exception):
 
 
 def check_fits(parameters: int, trainers: list[str], lora: bool, device: torch.device,
-               limit_bytes: int | None = None) -> int:
+               limit_bytes: int | None = None, processes: int = 1) -> int:
     """Raise DoesNotFit with the numbers when the estimate exceeds the device's free memory (or
-    the operator's limit); return the estimate."""
-    needed = memory_needed(parameters, trainers, lora)
+    the operator's limit), or when `processes` (one a GPU) outnumber the GPUs; return the estimate.
+    Processes on the CPU each hold a copy in the machine's one memory."""
+    if device.type == "cuda" and processes > torch.cuda.device_count():
+        raise DoesNotFit(f"{processes} training processes need a GPU each and there are {torch.cuda.device_count()}")
+    copies = processes if device.type == "cpu" else 1
+    needed = memory_needed(parameters, trainers, lora) * copies
     there = available_bytes(device) if limit_bytes is None else limit_bytes
     if needed > there:
         raise DoesNotFit(
             f"this round needs about {needed / GIB:.1f} GiB on {device.type} ({parameters / 1e6:.0f}M parameters, "
-            f"{'LoRA' if lora else 'full weights'}, {', '.join(trainers)}) and there are {there / GIB:.1f} GiB: "
+            f"{'LoRA' if lora else 'full weights'}, {', '.join(trainers)}"
+            + (f", {copies} processes" if copies > 1 else "") + f") and there are {there / GIB:.1f} GiB: "
             + ("use LoRA (lora_r), " if not lora else "") + "a smaller model, or a device with more memory")
     return needed
 

@@ -31,6 +31,7 @@ from transformers import AutoTokenizer
 
 from worker.training.data import PreferencePair, TrainingCancelled, TrainResult, steps_per_epoch
 from worker.training.devices import autocast_for, pick_device, prepare_for_training
+from worker.training.distributed import Ranks, current_ranks
 from worker.training.kernels import adamw, use_fused_activations
 from worker.training.logprobs import reference_logprobs, token_logprobs
 from worker.training.lora import ModelRef, as_parent, load_policy_for_training, write_trained
@@ -121,9 +122,11 @@ def run_dpo(
         summed = (logprobs.float() * response_mask[:, 1:].to(device)).sum(-1)  # (2B,)
         return summed[: len(rows)], summed[len(rows) :]
 
-    reference_chosen, reference_rejected = _reference_logps(policy, response_logps, len(pairs), config.batch_size)
+    ranks = current_ranks()
+    reference_chosen, reference_rejected = _reference_logps(policy, response_logps, len(pairs), config.batch_size,
+                                                            ranks)
     guard = None
-    if watch is not None:
+    if watch is not None and ranks.main:
         # The parent for the KL: the adapter switched off under LoRA, else a frozen copy.
         reference = None if isinstance(policy, PeftModel) else copy.deepcopy(policy).requires_grad_(False)
         guard = PolicyWatch(watch, tokenizer, policy, lambda ids, mask: reference_logprobs(
@@ -148,40 +151,48 @@ def run_dpo(
                        "heldout_decisive": float(len(margin))}
         return result
 
-    # Loop.
+    # Loop: every rank draws the same batches and trains on its part of each; rank 0 alone
+    # watches the policy, and tells the others when it stops (worker.training.distributed).
+    train_pass = ranks.data_parallel(policy)
     order = random.Random(config.seed)
     total_steps = config.planned_steps(len(pairs))
-    step, started, metrics = 0, time.perf_counter(), {}
-    while step < total_steps and not (guard and guard.should_stop):
+    step, started, metrics, stopped = 0, time.perf_counter(), {}, False
+    while step < total_steps and not stopped:
         indices = list(train_rows)
         order.shuffle(indices)
         for start in range(0, len(indices), config.batch_size):
             if should_stop is not None and should_stop():
                 raise TrainingCancelled(f"DPO cancelled at step {step}")
-            rows = indices[start : start + config.batch_size]
-            chosen_logps, rejected_logps = response_logps(policy, rows)
+            batch = indices[start : start + config.batch_size]
+            part = ranks.shard(batch)
+            chosen_logps, rejected_logps = train_pass(lambda: response_logps(policy, part.rows))
             losses, chosen_rewards, rejected_rewards = dpo_loss(
                 chosen_logps,
                 rejected_logps,
-                reference_chosen[rows],
-                reference_rejected[rows],
+                reference_chosen[part.rows],
+                reference_rejected[part.rows],
                 config.beta,
-                torch.tensor([smoothing[i] for i in rows], device=device),
+                torch.tensor([smoothing[i] for i in part.rows], device=device),
             )
-            loss = weighted_mean(losses, torch.tensor([pairs[i].weight for i in rows], device=device))
+            weights = torch.tensor([pairs[i].weight for i in part.rows], device=device)
+            loss = weighted_mean(losses, weights) * ranks.share(
+                part, sum(pairs[i].weight for i in part.rows), sum(pairs[i].weight for i in batch))
             loss.backward()
             torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
-            decided = torch.tensor([not pairs[i].tie for i in rows], device=device)
+            losses, chosen_rewards, rejected_rewards, chosen_logps, rejected_logps, weights = ranks.gather(
+                torch.stack([losses, chosen_rewards, rejected_rewards, chosen_logps, rejected_logps, weights], 1),
+                part).detach().unbind(1)
+            decided = torch.tensor([not pairs[i].tie for i in batch], device=device)
             metrics = {
-                "loss": loss.item(),
+                "loss": weighted_mean(losses, weights).item(),
                 "chosen_reward": chosen_rewards.mean().item(),
                 "rejected_reward": rejected_rewards.mean().item(),
                 # Both log-probs often fall together; what matters is the margin.
-                "chosen_logps": chosen_logps.detach().mean().item(),
-                "rejected_logps": rejected_logps.detach().mean().item(),
+                "chosen_logps": chosen_logps.mean().item(),
+                "rejected_logps": rejected_logps.mean().item(),
                 "pairs_per_second": step * config.batch_size / (time.perf_counter() - started),
             }
             if decided.any():
@@ -193,16 +204,19 @@ def run_dpo(
                 decisive = int(scores.get("heldout_decisive", 0))
                 worse = worse_than_chance(round(scores.get("heldout_accuracy", 1.0) * decisive), decisive)
                 metrics |= guard.check(step, policy, worse, scores).metrics()
-            elif eval_rows and step == total_steps:
+            elif eval_rows and step == total_steps and ranks.main:
                 metrics |= held_out()
+            stopped = ranks.from_main(guard is not None and guard.should_stop)
             if on_metrics is not None:
                 on_metrics(step, metrics)
-            if step >= total_steps or (guard and guard.should_stop):
+            if step >= total_steps or stopped:
                 break
 
     # Checkpoint: the last weights that passed the watch's checks (the last ones without a watch).
     summary = {**metrics, "steps": float(step), "pairs": float(len(train_rows)), "eval_pairs": float(n_eval),
                "ties": float(sum(p.tie for p in pairs))}
+    if not ranks.main:  # every rank holds the same weights: rank 0 saves them
+        return TrainResult(None, summary)
     if guard is not None:
         summary |= {"kept_step": float(guard.kept.step)} | guard.kept.metrics()
         if guard.kept.step == 0:  # nothing passed the checks: the parent is all there is, save nothing
@@ -219,13 +233,16 @@ def _reference_logps(
     response_logps: Callable[[torch.nn.Module, list[int]], tuple[torch.Tensor, torch.Tensor]],
     n_pairs: int,
     batch_size: int,
+    ranks: Ranks,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Chosen and rejected log-probs (N,) under the starting policy (adapter off under LoRA)."""
-    batches = [list(range(i, min(i + batch_size, n_pairs))) for i in range(0, n_pairs, batch_size)]
+    """Chosen and rejected log-probs (N,) under the starting policy (adapter off under LoRA); each
+    rank computes its share of the pairs."""
+    part = ranks.shard(list(range(n_pairs)))
+    batches = [part.rows[i : i + batch_size] for i in range(0, len(part.rows), batch_size)]
     if isinstance(policy, PeftModel):
         with as_parent(policy):
             results = [response_logps(policy, rows) for rows in batches]
     else:
         results = [response_logps(policy, rows) for rows in batches]
     chosen, rejected = zip(*results)
-    return torch.cat(chosen), torch.cat(rejected)
+    return ranks.gather(torch.stack([torch.cat(chosen), torch.cat(rejected)], 1), part).unbind(1)

@@ -34,6 +34,7 @@ from transformers import AutoTokenizer
 from worker.training.advantages import gae
 from worker.training.data import TrainingCancelled, TrainResult
 from worker.training.devices import autocast_for, pick_device, prepare_for_training
+from worker.training.distributed import current_ranks
 from worker.training.generation import generate_responses
 from worker.training.kernels import adamw, use_fused_activations
 from worker.training.kl_control import AdaptiveKLController, FixedKLController
@@ -139,8 +140,9 @@ def run_ppo(
         if config.kl_target is not None
         else FixedKLController(config.kl_coef)
     )
-    guard = None if watch is None else PolicyWatch(watch, tokenizer, policy, lambda ids, mask: reference_logprobs(
-        policy, reference, ids, mask, watch.temperature))
+    ranks = current_ranks()
+    guard = None if watch is None or not ranks.main else PolicyWatch(
+        watch, tokenizer, policy, lambda ids, mask: reference_logprobs(policy, reference, ids, mask, watch.temperature))
 
     # Data: prompts cycled in a seeded random order.
     prompt_order = random.Random(config.seed)
@@ -155,7 +157,10 @@ def run_ppo(
         del queue[: config.rollout_batch_size]
         return batch
 
-    # Loop.
+    # Loop: every rank samples and scores the same rollouts, and trains on its part of each
+    # minibatch; rank 0 alone watches the policy, and tells the others when it stops
+    # (worker.training.distributed).
+    train_pass = ranks.data_parallel(policy, value_model)
     started = time.perf_counter()
     metrics: dict[str, float] = {}
     for step in range(1, config.steps + 1):
@@ -201,13 +206,22 @@ def run_ppo(
                        "value_clip_fraction": 0.0, "entropy": 0.0}
         n_updates = 0
         for _ in range(config.ppo_epochs):
-            order = torch.randperm(len(generated))
+            # Rank 0's draw: the ranks must agree on every minibatch, whatever else moved their generators.
+            order = ranks.from_main(torch.randperm(len(generated)))
             for start in range(0, len(generated), config.minibatch_size):
-                rows = order[start : start + config.minibatch_size].to(device)
+                minibatch = order[start : start + config.minibatch_size].tolist()
+                part = ranks.shard(minibatch)
+                rows = torch.tensor(part.rows, device=device)
                 mask = action_mask[rows]
-                with autocast_for(device, config.dtype):
-                    logprobs, logits = token_logprobs(policy, input_ids[rows], attention_mask[rows], config.temperature)
-                    values = token_scores(value_model, input_ids[rows], attention_mask[rows])[:, :-1].float()
+
+                def forward():
+                    with autocast_for(device, config.dtype):
+                        logprobs, logits = token_logprobs(policy, input_ids[rows], attention_mask[rows],
+                                                          config.temperature)
+                        values = token_scores(value_model, input_ids[rows], attention_mask[rows])[:, :-1]
+                    return logprobs, logits, values.float()
+
+                logprobs, logits, values = train_pass(forward)
                 policy_loss, clip_fraction = ppo_policy_loss(
                     logprobs, old_logprobs[rows], advantages[rows], mask, config.clip_range
                 )
@@ -215,16 +229,21 @@ def run_ppo(
                     values, old_values[rows], returns[rows], mask, config.value_clip_range
                 )
                 loss = policy_loss + config.value_loss_coef * value_loss
-                loss.backward()
+                # The losses are means over this rank's response tokens.
+                tokens = mask.sum().item()
+                (loss * ranks.share(part, tokens, action_mask[minibatch].sum().item())).backward()
                 torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
                 with torch.no_grad():
                     entropy = masked_mean(entropy_from_logits(logits), mask)
-                for name, value in (("loss", loss), ("policy_loss", policy_loss), ("value_loss", value_loss),
-                                    ("clip_fraction", clip_fraction), ("value_clip_fraction", value_clip_fraction),
-                                    ("entropy", entropy)):
-                    update_sums[name] += value.item()
+                figures = torch.stack([loss, policy_loss, value_loss, clip_fraction, value_clip_fraction, entropy])
+                if ranks.world > 1:  # each rank's means, weighed by its tokens: the minibatch's
+                    weighed = ranks.gather(torch.cat([figures.detach() * tokens, figures.new_tensor([tokens])])[None],
+                                           part).sum(0)
+                    figures = weighed[:-1] / weighed[-1].clamp(min=1.0)
+                for name, value in zip(update_sums, figures.tolist()):
+                    update_sums[name] += value
                 n_updates += 1
 
         sequence_kl = kl.sum(-1).mean().item()
@@ -244,11 +263,13 @@ def run_ppo(
             metrics |= guard.check(step, policy).metrics()
         if on_metrics is not None:
             on_metrics(step, metrics)
-        if guard is not None and guard.should_stop:
+        if ranks.from_main(guard is not None and guard.should_stop):
             break
 
     # Checkpoint: the policy only (the last good weights under a watch); the value model was a training aid.
     summary = {**metrics, "steps": float(step)}
+    if not ranks.main:  # every rank holds the same weights: rank 0 saves them
+        return TrainResult(None, summary)
     if guard is not None:
         summary |= {"kept_step": float(guard.kept.step)} | guard.kept.metrics()
         if guard.kept.step == 0:  # nothing passed the checks: the parent is all there is, save nothing

@@ -26,6 +26,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreT
 from worker.training.checkpoint_io import read_metadata
 from worker.training.data import PreferencePair, TrainingCancelled, TrainResult, UnaryExample, steps_per_epoch
 from worker.training.devices import autocast_for, pick_device, prepare_for_training
+from worker.training.distributed import current_ranks
 from worker.training.kernels import adamw, use_fused_activations
 from worker.training.lora import (
     ModelRef,
@@ -141,13 +142,22 @@ def fit_reward_model(
         rewards = score_sequences(model, sequences, tokenizer.pad_token_id, device)  # (2B,)
         return rewards[: len(batch)], rewards[len(batch) :]
 
-    def score_thumbs(rows: list[tuple[PreferencePair, bool]]) -> torch.Tensor:
-        """The reward (B,) of each thumbed response, scored once (not as a pair with itself)."""
+    def score_thumbs(thumbed: list[PreferencePair]) -> torch.Tensor:
+        """The reward (U,) of each thumbed response, scored once (not as a pair with itself)."""
         with autocast_for(device, config.dtype):
-            return score_sequences(model, [p + c for p, c, _ in (triples[pair] for pair, _ in rows)],
-                                   tokenizer.pad_token_id, device).float()
+            return score_sequences(model, [p + c for p, c, _ in (triples[pair] for pair in thumbed)],
+                                   tokenizer.pad_token_id, device)
 
-    # Loop.
+    def step_rewards(batch: list[PreferencePair], thumbed_batch: list[PreferencePair]):
+        """What a step trains on, from one forward pass: chosen and rejected rewards (B,), (B,) of
+        its comparisons, and (U,) of its thumbed responses."""
+        with autocast_for(device, config.dtype):
+            compared = rewards_of(batch) if batch else None
+        return compared, score_thumbs(thumbed_batch) if thumbed_batch else None
+
+    # Loop: every rank draws the same batches and trains on its part of each (worker.training.distributed).
+    ranks = current_ranks()
+    train_pass = ranks.data_parallel(model)
     order = random.Random(config.seed + 1)
     step, started, metrics = 0, time.perf_counter(), {}
     training_mode = model.training
@@ -158,24 +168,32 @@ def fit_reward_model(
             if should_stop is not None and should_stop():
                 raise TrainingCancelled(f"reward model cancelled at step {step}")
             batch = train_set[start : start + config.batch_size]
+            thumb_batch = [thumbs[(next_thumb + i) % len(thumbs)] for i in range(min(config.batch_size, len(thumbs)))]
+            next_thumb = (next_thumb + len(thumb_batch)) % max(len(thumbs), 1)
+            pairs, rows = ranks.shard(batch), ranks.shard(thumb_batch)
+            compared, judged = train_pass(lambda: step_rewards(pairs.rows, [pair for pair, _ in rows.rows]))
             loss, metrics = torch.zeros((), device=device), {}
             if batch:
-                tie = torch.tensor([c.tie for c in batch], device=device)
-                with autocast_for(device, config.dtype):
-                    chosen, rejected = rewards_of(batch)
-                chosen, rejected = chosen.float(), rejected.float()
-                weights = torch.tensor([c.weight for c in batch], device=device)
-                loss = bradley_terry_loss(chosen, rejected, tie, weights)
-                metrics = _accuracy_and_margin(chosen.detach(), rejected.detach(), tie)
-            if thumbs:
-                rows = [thumbs[(next_thumb + i) % len(thumbs)] for i in range(min(config.batch_size, len(thumbs)))]
-                next_thumb = (next_thumb + len(rows)) % len(thumbs)
-                reward = score_thumbs(rows)
-                up = torch.tensor([good for _, good in rows], device=device, dtype=reward.dtype)
+                chosen, rejected = (side.float() for side in compared)
+                tie = torch.tensor([c.tie for c in pairs.rows], device=device)
+                weights = torch.tensor([c.weight for c in pairs.rows], device=device)
+                loss = bradley_terry_loss(chosen, rejected, tie, weights) * ranks.share(
+                    pairs, sum(c.weight for c in pairs.rows), sum(c.weight for c in batch))
+                chosen, rejected, tie, weights = ranks.gather(
+                    torch.stack([chosen, rejected, tie.float(), weights], 1), pairs).detach().unbind(1)
+                metrics = {"loss": bradley_terry_loss(chosen, rejected, tie.bool(), weights).item(),
+                           **_accuracy_and_margin(chosen, rejected, tie.bool())}
+            if thumb_batch:
+                reward = judged.float()
+                up = torch.tensor([good for _, good in rows.rows], device=device, dtype=reward.dtype)
+                weights = torch.tensor([pair.weight for pair, _ in rows.rows], device=device)
+                thumb_loss = weighted_mean(F.binary_cross_entropy_with_logits(reward, up, reduction="none"), weights)
+                loss = loss + thumb_loss * ranks.share(
+                    rows, sum(pair.weight for pair, _ in rows.rows), sum(pair.weight for pair, _ in thumb_batch))
+                reward, up, weights = ranks.gather(torch.stack([reward, up, weights], 1), rows).detach().unbind(1)
                 thumb_loss = weighted_mean(F.binary_cross_entropy_with_logits(reward, up, reduction="none"),
-                                           torch.tensor([pair.weight for pair, _ in rows], device=device))
-                loss = loss + thumb_loss
-                metrics |= {"thumb_loss": thumb_loss.item(),
+                                           weights).item()
+                metrics |= {"loss": metrics.get("loss", 0.0) + thumb_loss, "thumb_loss": thumb_loss,
                             "thumb_accuracy": ((reward > 0).float() == up).float().mean().item()}
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -184,11 +202,10 @@ def fit_reward_model(
             optimizer.zero_grad(set_to_none=True)
             step += 1
             metrics |= {
-                "loss": loss.item(),
                 "epoch": float(epoch),
                 "pairs_per_second": step * config.batch_size / (time.perf_counter() - started),
             }
-            if step % epoch_steps == 0 and (eval_set or eval_thumbs):
+            if step % epoch_steps == 0 and (eval_set or eval_thumbs) and ranks.main:
                 model.eval()
                 if eval_set:
                     metrics.update(_evaluate(eval_set, rewards_of, config.batch_size))
@@ -197,6 +214,8 @@ def fit_reward_model(
                 model.train(training_mode)
             if on_metrics is not None:
                 on_metrics(step, metrics)
+    if not ranks.main:  # every rank holds the same weights: rank 0 measures and saves them
+        return TrainResult(None, metrics)
 
     # Normalisation over the responses it was trained on, each once: two responses
     # to the same prompt share a row (an odd one out is paired with itself).
@@ -305,12 +324,12 @@ def _evaluate(
 
 
 def _evaluate_thumbs(eval_thumbs: list[tuple[PreferencePair, bool]],
-                    score_thumbs: Callable[[list[tuple[PreferencePair, bool]]], torch.Tensor],
+                    score_thumbs: Callable[[list[PreferencePair]], torch.Tensor],
                     batch_size: int) -> dict[str, float]:
     """Held-out thumbs: how often the reward's sign (the log-odds of a thumb up) matches the thumb."""
     with torch.no_grad():
-        reward = torch.cat([score_thumbs(eval_thumbs[i : i + batch_size])
-                            for i in range(0, len(eval_thumbs), batch_size)])
+        reward = torch.cat([score_thumbs([pair for pair, _ in eval_thumbs[i : i + batch_size]])
+                            for i in range(0, len(eval_thumbs), batch_size)]).float()
     up = torch.tensor([good for _, good in eval_thumbs], device=reward.device)
     return {"eval_thumb_accuracy": ((reward > 0) == up).float().mean().item()}
 
