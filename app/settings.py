@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     progress_share: float = 0.25
     generation_max_new_tokens: int = 40
     generation_temperature: float = 1.0
+    # Which engine samples the pool (worker/engines.py): "auto" is vLLM when it is installed and a
+    # GPU is present, else the in-process sampler.
+    generation_engine: Literal["auto", "in_process", "vllm"] = "auto"
     # A running round whose worker has not beaten for this long is failed.
     round_heartbeat_timeout_seconds: int = 90
     # Automatic rounds (off when 0): every N new ratings and/or every M minutes.

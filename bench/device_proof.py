@@ -9,7 +9,12 @@ attention; the local tokenizer's small vocabulary keeps them at 0.36B and
 Printed and written as JSON: per trainer its wall time, pairs or rollouts per
 second, first and last loss, whether the weights moved, peak accelerator
 memory, and the published checkpoint loaded back the way rounds load it, with
-its size against the base's (with LoRA, an adapter naming its base).
+its size against the base's (with LoRA, an adapter naming its base); DPO's
+model FLOPs utilisation (8 N FLOPs a token: forward and backward of the policy,
+forward of the reference; against the accelerator's dense bf16 peak); and
+generation tokens per second of each engine (worker/engines.py: our sampler,
+vLLM when installed) against plain `model.generate`, from the DPO checkpoint
+(with LoRA, an adapter on its base).
 
     HF_HUB_OFFLINE=1 .venv/bin/python -m bench.device_proof --out $OUT/device-proof.json
     HF_HUB_OFFLINE=1 .venv/bin/python -m bench.device_proof --size 0.5b --lora-r 16 --out $OUT/proof-0.5b.json
@@ -92,11 +97,65 @@ def main() -> None:
             args.device, "rollouts", ppo.steps * ppo.rollout_batch_size, lambda on: run_ppo(
                 policy, work / "rm", [p.prompt for p in pairs], ppo, work / "ppo", on_metrics=on, base=base),
             base, work / "ppo", load_causal_lm)
+        tokens = sum(len(ids) for ids in AutoTokenizer.from_pretrained(policy)(
+            [p.prompt + c for p in pairs for c in (p.chosen, p.rejected)])["input_ids"])
+        results["dpo"]["mfu"] = mfu(parameters, tokens / results["dpo"]["wall_seconds"], args.device)
+        results["generation"] = generation_speeds(work / "dpo", base, [p.prompt for p in pairs[:64]],
+                                                  args.device, args.dtype)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(json.dumps(results, indent=2))
     if args.out:
         args.out.write_text(json.dumps(results, indent=2))
+
+
+# Dense bf16 peak FLOPs per second, by the name torch reports.
+PEAK_BF16 = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12}
+
+
+def mfu(parameters: int, tokens_per_second: float, device: str) -> float | None:
+    """DPO's model FLOPs utilisation: 6 N a token for the policy's forward and backward, 2 N for the
+    reference's forward, over the accelerator's peak (None when its peak is not listed)."""
+    if not device.startswith("cuda"):
+        return None
+    name = torch.cuda.get_device_name()
+    peak = next((flops for key, flops in PEAK_BF16.items() if key in name), None)
+    return round(8 * parameters * tokens_per_second / peak, 4) if peak else None
+
+
+def generation_speeds(checkpoint: Path, base: ModelRef, prompts: list[str], device: str, dtype: str,
+                      max_new_tokens: int = 32) -> dict:
+    """New tokens per second sampling one response per prompt: each engine (the in-process one
+    loads float32, as the pool does), and `model.generate` in the run's dtype."""
+    from worker.engines import InProcessEngine, VllmEngine, vllm_usable
+    from worker.training.sequences import encode_prompts, pad_left
+
+    def timed(run) -> float:
+        started = time.perf_counter()
+        count = run()
+        return round(count / (time.perf_counter() - started), 1)
+
+    def engine_tokens(engine) -> int:
+        results, _ = engine.generate(checkpoint, base, prompts, seed=0, temperature=1.0,
+                                     max_new_tokens=max_new_tokens)
+        return sum(len(r.token_ids) for r in results)
+
+    speeds = {"in_process": timed(lambda: engine_tokens(InProcessEngine()))}
+    model = merged_model(load_causal_lm(checkpoint, base)).to(device, getattr(torch, dtype)).eval()
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    input_ids, mask = pad_left(encode_prompts(tokenizer, prompts), tokenizer.pad_token_id)
+
+    def hf_tokens() -> int:
+        with torch.no_grad():
+            out = model.generate(input_ids=input_ids.to(device), attention_mask=mask.to(device), do_sample=True,
+                                 max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id)
+        new = out[:, input_ids.shape[1]:]
+        return int((new != tokenizer.pad_token_id).sum())
+
+    speeds["model_generate"] = timed(hf_tokens)
+    speeds["vllm"] = timed(lambda: engine_tokens(VllmEngine())) if vllm_usable() else "not installed or no GPU"
+    print(f"generation, new tokens per second: {speeds}", flush=True)
+    return speeds
 
 
 def build_policy(work: Path, size: str) -> Path:

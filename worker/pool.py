@@ -27,11 +27,10 @@ from app.models import Checkpoint, Item, ItemPurpose, Prompt, Sample, Selection
 from app.prompts.sources import SourceSettings, source_settings
 from app.settings import get_settings
 from worker.checkpoint_models import model_ref
-from worker.models_cache import loaded_policy
+from worker.engines import generation_engine
 from worker.selection import choose_pairs
-from worker.training.generation import generate_responses
 from worker.training.sequences import Prompt as ModelPrompt
-from worker.training.sequences import prompt_of, tokenizer_fingerprint
+from worker.training.sequences import prompt_of
 
 
 @dataclass
@@ -98,11 +97,7 @@ def sample(checkpoint: Checkpoint, prompts: list[ModelPrompt], seed: int) -> lis
         path, base = model_ref(db, checkpoint)
     generation = {"temperature": settings.generation_temperature,
                   "max_new_tokens": settings.generation_max_new_tokens, "seed": seed}
-    with loaded_policy(path, base) as (model, tokenizer):
-        fingerprint = tokenizer_fingerprint(tokenizer)
-        results = generate_responses(model, tokenizer, prompts, seed=seed,
-                                     temperature=generation["temperature"],
-                                     max_new_tokens=generation["max_new_tokens"])
+    results, fingerprint = generation_engine().generate(path, base, prompts, **generation)
     # A byte-level tokenizer can emit a NUL byte, which PostgreSQL text refuses.
     return [{"checkpoint_id": checkpoint.id, "text": r.text.replace("\x00", "") or "(empty response)",
              "generation": generation | {"ended_with_eos": r.ended_with_eos},

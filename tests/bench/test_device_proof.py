@@ -29,3 +29,6 @@ def test_the_device_proof_trains_all_three_on_a_cpu_dry_run(tmp_path, lora_r):
         # With LoRA the checkpoint is an adapter on its base, loaded back through it.
         assert results[trainer]["adapter"] == (lora_r > 0), results[trainer]
         assert (results[trainer]["share_of_base"] < 0.5) == (lora_r > 0), results[trainer]
+    # Generation: each engine that runs here (vLLM needs a GPU), against plain model.generate.
+    speeds = results["generation"]
+    assert speeds["in_process"] > 0 and speeds["model_generate"] > 0 and speeds["vllm"] == "not installed or no GPU"
