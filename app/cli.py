@@ -92,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     worker.set_defaults(run=_worker)
 
     checkpoint = commands.add_parser("checkpoint", help="checkpoints").add_subparsers(metavar="ACTION")
-    register = checkpoint.add_parser("register", help="register a local Hugging Face causal LM directory")
+    register = checkpoint.add_parser("register", help="register a local Hugging Face causal LM directory "
+                                                      "(in place; an object store gets a copy)")
     register.add_argument("path", type=Path)
     register.add_argument("--name", default="")
     register.set_defaults(run=_checkpoint_register)
@@ -245,11 +246,16 @@ def _checkpoint_register(args) -> None:
     from app.checkpoints.model_dir import ModelDir
     from app.checkpoints.service import register_checkpoint
     from app.db import session_scope
+    from app.errors import InvalidInput
+    from worker.training.checkpoint_files import CheckpointError
 
-    with session_scope() as db:
-        checkpoint = register_checkpoint(db, args.path, name=args.name)
-        print(f"registered checkpoint v{checkpoint.version} ({checkpoint.status}): "
-              f"{ModelDir(**checkpoint.metrics).describe()}", file=sys.stderr)
+    try:
+        with session_scope() as db:
+            checkpoint = register_checkpoint(db, args.path, name=args.name)
+            print(f"registered checkpoint v{checkpoint.version} ({checkpoint.status}) as {checkpoint.path}: "
+                  f"{ModelDir(**checkpoint.metrics).describe()}", file=sys.stderr)
+    except (OSError, CheckpointError) as error:  # an object store that refuses or cannot be reached
+        raise InvalidInput(f"{error.__class__.__name__}: {error}") from None
 
 
 def _checkpoint_export(args) -> None:

@@ -4,7 +4,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEVELOPMENT_SECRET = "development-only-secret-change-me"
@@ -19,7 +19,9 @@ class Settings(BaseSettings):
     # "embedded" means kombu's SQLAlchemy transport on a SQLite file under var_dir,
     # so the demo needs no Redis; production sets redis://...
     broker_url: str = EMBEDDED_BROKER
-    checkpoint_dir: Path = Path("./var/checkpoints")
+    # A local or shared directory, or an object-store URL such as s3://bucket/prefix
+    # (app.checkpoints.store says what each means).
+    checkpoint_dir: Path | str = Path("./var/checkpoints")
     var_dir: Path = Path("./var")
     secret_key: str = DEVELOPMENT_SECRET
 
@@ -75,6 +77,12 @@ class Settings(BaseSettings):
     review_share: float = 0.5
     # No verdict either way after this many comparisons: the candidate is dropped.
     review_max_comparisons: int = 200
+
+    @field_validator("checkpoint_dir", mode="before")
+    @classmethod
+    def _path_or_url(cls, value: Path | str) -> Path | str:
+        """A URL stays a string: as a Path, `s3://bucket` would become `s3:/bucket`."""
+        return str(value) if "://" in str(value) else Path(value)
 
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> "Settings":

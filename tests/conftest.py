@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from tests.services import PostgresServer, RedisServer
+from tests.services import PostgresServer, RedisServer, S3Server
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 
@@ -132,6 +132,35 @@ def any_db(request, app_env, tmp_path) -> Iterator[Session]:
     yield session
     session.close()
     os.environ["TUNELOOP_DATABASE_URL"] = saved
+    reset_app_caches()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    server = S3Server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_store(app_env, s3_server, monkeypatch) -> Iterator[str]:
+    """TUNELOOP_CHECKPOINT_DIR on a new bucket of the test's S3 server, reached as any S3-compatible
+    store is: through the standard AWS variables, AWS_ENDPOINT_URL included (processes the test
+    starts inherit them). Returns the store's URL."""
+    import uuid
+
+    import fsspec
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "tuneloop-test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "tuneloop-test")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    bucket = f"tuneloop-{uuid.uuid4().hex[:12]}"
+    fsspec.filesystem("s3").mkdir(bucket)
+    url = f"s3://{bucket}/checkpoints"
+    monkeypatch.setenv("TUNELOOP_CHECKPOINT_DIR", url)
+    reset_app_caches()
+    yield url
     reset_app_caches()
 
 

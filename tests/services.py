@@ -1,12 +1,14 @@
-"""Private PostgreSQL and Redis servers for the test run.
+"""Private PostgreSQL, Redis and S3 servers for the test run.
 
 The tests use the real services, never stand-ins. When TUNELOOP_TEST_DATABASE_URL
 or TUNELOOP_TEST_REDIS_URL are set, those servers are used as they are;
 otherwise a throwaway cluster and a throwaway Redis are started on free
-loopback ports and removed at the end of the run.
+loopback ports and removed at the end of the run. The S3 server is moto's,
+speaking the S3 protocol over HTTP as AWS or MinIO would.
 """
 
 import glob
+import logging
 import os
 import pwd
 import shutil
@@ -146,3 +148,27 @@ class RedisServer:
 
     def destroy(self) -> None:
         self.stop_server()
+
+
+@dataclass
+class S3Server:
+    port: int
+    server: object = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @classmethod
+    def start(cls) -> "S3Server":
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per request otherwise
+        server = cls(port=free_port())
+        server.server = ThreadedMotoServer(ip_address="127.0.0.1", port=server.port, verbose=False)
+        server.server.start()
+        wait_for_port(server.port)
+        return server
+
+    def stop(self) -> None:
+        self.server.stop()

@@ -43,6 +43,20 @@ def test_compose_file_is_valid_and_complete():
     json.dumps(config)  # plain data, nothing the engine would have to guess
 
 
+def test_checkpoints_go_to_an_object_store_when_one_is_named():
+    import yaml
+
+    default = yaml.safe_load(compose_config(TUNELOOP_SECRET_KEY="s3cret").stdout)
+    assert default["services"]["worker-train"]["environment"]["TUNELOOP_CHECKPOINT_DIR"] == "/data/checkpoints"
+    result = compose_config(TUNELOOP_SECRET_KEY="s3cret", TUNELOOP_CHECKPOINT_DIR="s3://bucket/checkpoints",
+                            AWS_ENDPOINT_URL="http://minio:9000", AWS_ACCESS_KEY_ID="tuneloop")
+    assert result.returncode == 0, result.stderr
+    for service in ("web", "worker-generate", "worker-train"):
+        environment = yaml.safe_load(result.stdout)["services"][service]["environment"]
+        assert environment["TUNELOOP_CHECKPOINT_DIR"] == "s3://bucket/checkpoints"
+        assert environment["AWS_ENDPOINT_URL"] == "http://minio:9000" and environment["AWS_ACCESS_KEY_ID"] == "tuneloop"
+
+
 def test_compose_refuses_to_run_without_a_secret():
     result = compose_config()
     assert result.returncode != 0

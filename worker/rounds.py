@@ -34,6 +34,7 @@ from sqlalchemy import insert, select, update
 
 from app.checkpoints.model_dir import inspect_model_dir
 from app.checkpoints.service import add_checkpoint, current_checkpoint, make_current
+from app.checkpoints.store import CheckpointStore, checkpoint_store
 from app.db import session_scope
 from app.errors import Conflict
 from app.feedback.examples import comparisons_of, count, rating_rows, thumbs_of
@@ -193,17 +194,20 @@ def execute_round(round_id: int) -> str:
 
 def _train_and_publish(run: RoundRun) -> RoundStatus:
     app_settings = get_settings()
-    store = app_settings.checkpoint_dir.resolve()
+    store = checkpoint_store()
     with session_scope() as db:
         round_ = db.get(TrainingRound, run.round_id)
         settings = RoundSettings.model_validate(round_.config)
         base = current_checkpoint(db)
         if base is None:
             raise ValueError("no current checkpoint to train from")
-        round_.base_checkpoint_id = base.id
-        base_id, (base_path, full) = base.id, model_ref(db, base)
+        round_.base_checkpoint_id = base_id = base.id
         prompts = [prompt_of(text, messages) for text, messages in db.execute(
             select(Prompt.text, Prompt.messages).where(Prompt.active.is_(True)).order_by(Prompt.id))]
+    # In a session of its own: from an object store this may download for minutes, which must not
+    # hold the round's row (its heartbeat writes it).
+    with session_scope() as db:
+        base_path, full = model_ref(db, base)
     comparisons, thumbs, weights = snapshot_ratings(run.round_id, settings)
     decisive = [c for c in comparisons if not c.tie]
     random.Random(settings.seed).shuffle(prompts)
@@ -234,8 +238,8 @@ def _train_and_publish(run: RoundRun) -> RoundStatus:
                             lora_r > 0, device, limit, processes)
         report["memory_estimate_gib"] = round(needed / GIB, 3)
     gates: list[Gate] = []
-    work = _unused(store / "rounds" / str(run.round_id))
-    out_dir = _unused(store / f"round-{run.round_id}")
+    work = store.new_local_dir(f"rounds/{run.round_id}")
+    out_dir = store.new_local_dir(f"round-{run.round_id}")
     if processes > 1:
         run.log(f"training on {processes} processes (torchrun; logs under {work})")
 
@@ -289,16 +293,6 @@ def _train_and_publish(run: RoundRun) -> RoundStatus:
     return _publish(run, base_id, result, store, metrics, gates, report)
 
 
-def _unused(path: Path) -> Path:
-    """`path`, or `path-2`, `path-3`... when it exists: a store another database's rounds wrote
-    to (round ids start again at 1) keeps what it holds, as published checkpoints never change."""
-    candidate, n = path, 1
-    while candidate.exists():
-        n += 1
-        candidate = path.with_name(f"{path.name}-{n}")
-    return candidate
-
-
 def _outcome(gates: list[Gate]) -> CheckpointStatus:
     """What a trained result becomes under the promotion setting."""
     promotion = get_settings().promotion
@@ -329,14 +323,16 @@ def _reject(run: RoundRun, gates: list[Gate], report: dict) -> RoundStatus:
     return RoundStatus.rejected
 
 
-def _publish(run: RoundRun, base_id: int, result: TrainResult, store: Path, metrics: dict,
+def _publish(run: RoundRun, base_id: int, result: TrainResult, store: CheckpointStore, metrics: dict,
              gates: list[Gate], report: dict) -> RoundStatus:
-    """Register the verified result as its gates and the promotion setting say (candidate,
-    current, or rejected) and close the round, in one transaction."""
+    """Publish the verified result to the store, register it as its gates and the promotion
+    setting say (candidate, current, or rejected) and close the round, in one transaction."""
     if run.should_stop():
         raise RoundLost()
     if result.out_dir is None:  # the watch kept nothing past the parent: nothing to publish
         return _reject(run, gates, report)
+    content_hash = read_metadata(result.out_dir)["content_hash"]
+    path = store.publish(result.out_dir)
     outcome = _outcome(gates)
     failed = _failed_gates(gates)
     status = RoundStatus.rejected if outcome == CheckpointStatus.rejected else RoundStatus.succeeded
@@ -346,8 +342,6 @@ def _publish(run: RoundRun, base_id: int, result: TrainResult, store: Path, metr
                                           "with the current checkpoint",
               CheckpointStatus.current: f"made current by round {run.round_id} (promotion: {get_settings().promotion})"
                                         + (f"; failed gates: {failed}" if failed else "")}[outcome]
-    path = result.out_dir.relative_to(store).as_posix()
-    content_hash = read_metadata(result.out_dir)["content_hash"]
     run.log(reason)
     run.stop_heartbeat()
     with session_scope() as db:

@@ -60,13 +60,14 @@ def dispatch_rounds_task() -> list[int]:
 
 @worker_ready.connect
 def _on_start(sender, **_) -> None:
-    """A generation worker fills the pool as soon as it starts, not at the first beat;
-    a training worker first clears what killed writers left half-written."""
-    queues = {queue.name for queue in sender.task_consumer.queues}
-    if "generate" in queues:
-        refill_pool_task.apply_async(queue="generate")
-    if "train" in queues:
-        from worker.training.checkpoint_io import sweep_partial
+    """A worker first clears what killed writers and downloads left half-written (in the store,
+    and in its cache of an object store's checkpoints); a generation worker then fills the pool
+    at once, not at the first beat."""
+    from app.checkpoints.store import checkpoint_store
+    from worker.training.checkpoint_io import sweep_partial
 
-        for staging in sweep_partial(get_settings().checkpoint_dir):
-            logger.warning("removed %s, left half-written by a stopped worker", staging)
+    store = checkpoint_store()
+    for staging in [*sweep_partial(store.local_root), *store.sweep_staging()]:
+        logger.warning("removed %s, left half-written by a stopped worker", staging)
+    if "generate" in {queue.name for queue in sender.task_consumer.queues}:
+        refill_pool_task.apply_async(queue="generate")

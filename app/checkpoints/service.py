@@ -6,6 +6,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from app.checkpoints.model_dir import inspect_model_dir
+from app.checkpoints.store import checkpoint_store
 from app.errors import Conflict, InvalidInput, NotFound
 from app.models import (
     Checkpoint,
@@ -17,7 +18,6 @@ from app.models import (
     Sample,
     utcnow,
 )
-from app.settings import get_settings
 
 
 def current_checkpoint(db: Session) -> Checkpoint | None:
@@ -42,15 +42,17 @@ def get_checkpoint(db: Session, checkpoint_id: int) -> Checkpoint:
 
 
 def resolve_path(checkpoint: Checkpoint) -> Path:
-    """Relative paths live in the checkpoint store; absolute ones were registered as such
-    (by an operator, `tuneloop checkpoint register`). A relative path never leaves the store."""
+    """The local directory to load a checkpoint from. Relative paths live in the checkpoint store
+    (from an object store, this is the worker's verified copy: app.checkpoints.store); absolute
+    ones were registered in place in a local store (by an operator, `tuneloop checkpoint
+    register`). A relative path never leaves the store."""
     path = Path(checkpoint.path)
     if path.is_absolute():
         return path
     if ".." in path.parts:
         raise InvalidInput(f"checkpoint {checkpoint.id}: path {checkpoint.path!r} leaves the "
                            "checkpoint store", field="path")
-    return get_settings().checkpoint_dir / path
+    return checkpoint_store().checkout(checkpoint.path, checkpoint.content_hash)
 
 
 def next_version(db: Session) -> int:
@@ -72,10 +74,12 @@ def add_checkpoint(db: Session, *, path: str, name: str, parent_id: int | None,
 
 def register_checkpoint(db: Session, path: Path, *, name: str = "", content_hash: str = "") -> Checkpoint:
     """Register a local model directory as a base checkpoint, once it passes the checks of
-    app.checkpoints.model_dir (nothing is stored otherwise); current if none is."""
+    app.checkpoints.model_dir (nothing is stored otherwise); current if none is. A local store
+    registers it where it is, an object store a copy (app.checkpoints.store)."""
     path = path.expanduser().resolve()
     model = inspect_model_dir(path)
-    checkpoint = add_checkpoint(db, path=str(path), name=name or path.name, parent_id=None,
+    stored, content_hash = checkpoint_store().register(path, content_hash)
+    checkpoint = add_checkpoint(db, path=stored, name=name or path.name, parent_id=None,
                                 content_hash=content_hash, metrics=model.as_metrics())
     if current_checkpoint(db) is None:
         make_current(db, checkpoint)

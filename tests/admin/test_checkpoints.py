@@ -128,3 +128,11 @@ def test_the_api_shows_statuses_reasons_and_a_candidates_review(client, db, line
     rejected = client.post(f"/api/v1/checkpoints/{child.id}/reject", headers=headers)
     assert rejected.status_code == 200 and rejected.json()["status"] == "rejected"
     assert rejected.json()["status_reason"] == "rejected by hand by root"
+
+
+def test_checkpoints_in_an_object_store_are_listed_and_promoted_alike(s3_store, admin_client, db, lineage):
+    """The pages read checkpoints from the database alone: with TUNELOOP_CHECKPOINT_DIR an s3:// URL
+    the web side starts, lists and promotes without reaching the store."""
+    assert f'action="/admin/checkpoints/{lineage[1].id}/promote"' in admin_client.get("/admin/checkpoints").text
+    assert promote(admin_client, lineage[1].id).status_code == 303
+    assert current_version(db) == 2

@@ -37,11 +37,16 @@ def loop_state(db, tiny_base_dir) -> dict:
     base = store / "base"
     shutil.copytree(tiny_base_dir, base)
     checkpoint = register_checkpoint(db, base, name="base", content_hash=read_metadata(base)["content_hash"])
+    return {"base_id": checkpoint.id, "tokens": prompts_and_raters(db), "store": store}
+
+
+def prompts_and_raters(db) -> dict[str, str]:
+    """48 prompts, an admin and two raters: their API tokens by name."""
     add_prompts(db, [NewPrompt(text=p.text, tags=[p.topic], source="builtin") for p in builtin_prompts()[:48]])
     tokens = {name: create_token(db, make_user(db, name, admin=name == "admin"))
               for name in ("admin", "ann", "bob")}
     db.commit()
-    return {"base_id": checkpoint.id, "tokens": tokens, "store": store}
+    return tokens
 
 
 @pytest.fixture

@@ -35,6 +35,27 @@ def rate_through_api(client, count: int, rng: random.Random, favourite=None) -> 
     return rated
 
 
+def rate_and_run_round(db, live_server: str, loop_state: dict, rng: random.Random, settings: dict) -> dict:
+    """The raters answer 64 items from the base checkpoint through the API, then the admin launches
+    a round with `settings` and waits for its end: the round as the API shows it."""
+    tokens, base_id = loop_state["tokens"], loop_state["base_id"]
+    ann, bob, admin = (api(live_server, tokens[n]) for n in ("ann", "bob", "admin"))
+    assert rate_through_api(ann, 32, rng) + rate_through_api(bob, 32, rng) == 64
+    launched = admin.post("/rounds", json=settings)
+    if launched.status_code == 409:  # the rule tied too many pairs: a few more ratings
+        wait_until(lambda: open_items_from(db, base_id) >= 16, 60, "more items")
+        rate_through_api(ann, 16, rng)
+        launched = admin.post("/rounds", json=settings)
+    assert launched.status_code == 201, launched.text
+    round_id = launched.json()["id"]
+
+    def finished():
+        body = admin.get(f"/rounds/{round_id}").json()
+        return body if body["status"] not in ("queued", "running") else None
+
+    return wait_until(finished, 300, "the round to finish", interval=1)
+
+
 def items_from(checkpoint_id: int):
     return (select(Item.id).join(ItemResponse, ItemResponse.item_id == Item.id)
             .join(Sample, Sample.id == ItemResponse.sample_id).where(Sample.checkpoint_id == checkpoint_id))
@@ -59,23 +80,9 @@ def test_ratings_become_a_candidate_that_raters_prefer_blind_and_that_then_gener
     wait_until(lambda: open_items_from(db, loop_state["base_id"]) >= 64, 120, "the pool to fill")
 
     rng = random.Random(0)
-    ann, bob = (api(live_server, loop_state["tokens"][n]) for n in ("ann", "bob"))
-    assert rate_through_api(ann, 32, rng) + rate_through_api(bob, 32, rng) == 64
-
-    admin = api(live_server, loop_state["tokens"]["admin"])
-    launched = admin.post("/rounds", json={"algorithm": "dpo", "policy_steps": 8})
-    if launched.status_code == 409:  # the rule tied too many pairs: a few more ratings
-        wait_until(lambda: open_items_from(db, loop_state["base_id"]) >= 16, 60, "more items")
-        rate_through_api(ann, 16, rng)
-        launched = admin.post("/rounds", json={"algorithm": "dpo", "policy_steps": 8})
-    assert launched.status_code == 201, launched.text
-    round_id = launched.json()["id"]
-
-    def finished():
-        body = admin.get(f"/rounds/{round_id}").json()
-        return body if body["status"] not in ("queued", "running") else None
-
-    result = wait_until(finished, 300, "the round to finish", interval=1)
+    result = rate_and_run_round(db, live_server, loop_state, rng, {"algorithm": "dpo", "policy_steps": 8})
+    round_id = result["id"]
+    ann, bob, admin = (api(live_server, loop_state["tokens"][n]) for n in ("ann", "bob", "admin"))
     assert result["status"] == "succeeded", (result["error"], result["gates"])
     assert result["ratings_used"] >= 64
     assert result["gates"] and all(gate["passed"] for gate in result["gates"]), result["gates"]

@@ -12,11 +12,11 @@ on the processes torchrun starts (`distributed.py`; `launch.py` starts them).
 import importlib
 
 # What each public name lives in. Imported on first use (PEP 562), so that the
-# pure-Python modules here (corpus, degeneration) load without torch: the
-# simulated raters, which never import torch, read them.
+# pure-Python modules here load without torch: the simulated raters read corpus and
+# degeneration, the checkpoint store (app.checkpoints.store) checkpoint_files.
 _EXPORTS = {
     "BaseModelConfig": "base_model", "build_base_model": "base_model",
-    "CheckpointError": "checkpoint_io", "content_hash": "checkpoint_io", "read_metadata": "checkpoint_io",
+    "CheckpointError": "checkpoint_files", "content_hash": "checkpoint_files", "read_metadata": "checkpoint_io",
     "verify_checkpoint": "checkpoint_io",
     "CorpusPrompt": "corpus", "builtin_prompts": "corpus",
     "PreferencePair": "data", "TrainingCancelled": "data", "TrainResult": "data",

@@ -6,10 +6,10 @@ an adapter the content hash of the base it adapts, and a sha256 over every
 other file), flushed to disk, loaded back once, and only
 then renamed into place. A rename within one filesystem is atomic, so a crash
 leaves at most a temporary directory, never a half checkpoint at the final
-path.
+path. The metadata file's name and the content hash are in checkpoint_files, which loads
+without torch.
 """
 
-import hashlib
 import json
 import os
 import shutil
@@ -24,30 +24,11 @@ from peft import PeftConfig
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
-METADATA_FILE = "tuneloop.json"
+from worker.training.checkpoint_files import METADATA_FILE, PARTIAL, CheckpointError, content_hash
+
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
-# Marks a staging directory: `.<name>.partial-<random>` beside the checkpoint it becomes.
-PARTIAL = ".partial-"
 # Checkpoints whose weights are a scalar-head classifier rather than a causal LM.
 SEQUENCE_CLASSIFIER_ALGORITHMS = {"reward_model"}
-
-
-class CheckpointError(Exception):
-    """A checkpoint directory is incomplete, altered, or does not load."""
-
-
-def content_hash(directory: Path) -> str:
-    """sha256 over every file except the metadata, by relative path then bytes."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in Path(directory).rglob("*") if p.is_file()):
-        relative = path.relative_to(directory).as_posix()
-        if relative == METADATA_FILE:
-            continue
-        digest.update(relative.encode() + b"\0")
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
 
 
 def read_metadata(directory: Path) -> dict[str, Any]:
