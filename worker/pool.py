@@ -13,8 +13,8 @@ samples to score or rate with a thumb.
 
 Several generation workers share the pool (worker.pool_reservation): a refill reserves what it
 will sample before sampling, outside any transaction, and writes its items in one transaction
-that also ends the reservation; a worker killed at any point leaves no item half-written and
-its reservation ends with it.
+that also ends the reservation. A worker killed at any point leaves no item half-written, and
+its reservation ends with its database connection (PostgreSQL) or when it expires.
 """
 
 import random

@@ -36,10 +36,10 @@ def race(app_env: str, hold: str, waiting_on: str, attempt: Callable[[int], obje
         except Conflict as error:
             results[n] = error
 
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(RACERS)]
     blocker = engine.connect()
     try:
         blocker.execute(text(hold))
-        threads = [threading.Thread(target=run, args=(n,)) for n in range(RACERS)]
         for thread in threads:
             thread.start()
         wait_until(lambda: lock_waiters(engine, waiting_on) == RACERS, 30, f"{RACERS} racers behind the lock",
