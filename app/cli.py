@@ -90,6 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--loglevel", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     worker.add_argument("--quiet", action="store_true", help="no start-up banner")
     worker.set_defaults(run=_worker)
+    beat = commands.add_parser("beat", help="run the periodic refill/dispatch schedule alone: one for any number "
+                                            "of workers started with --no-beat")
+    beat.add_argument("--loglevel", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    beat.set_defaults(run=_beat)
 
     checkpoint = commands.add_parser("checkpoint", help="checkpoints").add_subparsers(metavar="ACTION")
     register = checkpoint.add_parser("register", help="register a local Hugging Face causal LM directory "
@@ -240,6 +244,12 @@ def _worker(args) -> None:
 
     run_worker([q.strip() for q in args.queues.split(",") if q.strip()], beat=args.beat,
                loglevel=args.loglevel, quiet=args.quiet)
+
+
+def _beat(args) -> None:
+    from worker.run import run_beat
+
+    run_beat(loglevel=args.loglevel)
 
 
 def _checkpoint_register(args) -> None:

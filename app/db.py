@@ -2,10 +2,11 @@
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from enum import IntEnum
 from functools import lru_cache
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.settings import get_settings
@@ -38,6 +39,27 @@ def make_engine(url: str) -> Engine:
         return engine
     # pool_pre_ping detects connections left stale by a database restart.
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+# PostgreSQL advisory locks take two int keys: this first one keeps tuneloop's apart from
+# any other application's on the same server.
+ADVISORY_LOCK_SPACE = 0x746C
+
+
+class TransactionLock(IntEnum):
+    """Rules that are checked and then acted on, one transaction at a time across every process."""
+
+    launch_round = 1  # no other round queued or running, then insert one
+    refill_pool = 2  # count open and reserved items, then reserve or write more
+
+
+def lock_transaction(db: Session, lock: TransactionLock) -> None:
+    """Run the rest of this transaction alone among those taking the same lock. PostgreSQL
+    holds an advisory lock until commit or rollback; a SQLite transaction already holds
+    the database's one write lock (BEGIN IMMEDIATE). Take it before reading what it guards:
+    each later statement then sees what the previous holder committed."""
+    if db.get_bind().dialect.name == "postgresql":
+        db.execute(select(func.pg_advisory_xact_lock(ADVISORY_LOCK_SPACE, int(lock))))
 
 
 def pool_capacity(engine: Engine) -> int:

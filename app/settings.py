@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     # The sample pool: open items kept ready per prompt source, and the sampling settings.
     pool_target: int = 64
     pool_overlap: int = 1
+    # A generation worker's reservation of the items it is sampling ends after this long even
+    # if the worker lives on (worker.pool_reservation); on PostgreSQL it ends with a dead worker.
+    pool_reservation_seconds: int = 600
     # Share of new items that compare the current checkpoint with its parent (blind).
     progress_share: float = 0.25
     generation_max_new_tokens: int = 40

@@ -172,3 +172,14 @@ class S3Server:
 
     def stop(self) -> None:
         self.server.stop()
+
+
+def lock_waiters(engine, statement_like: str = "%") -> int:
+    """Sessions on this database waiting for a lock (a row, a table or an advisory lock)
+    while running a statement like `statement_like`: how tests see racers pile up."""
+    from sqlalchemy import text
+
+    with engine.connect() as probe:
+        return probe.execute(text(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock' AND query ILIKE :statement"), {"statement": statement_like}).scalar()

@@ -28,10 +28,13 @@ def test_compose_file_is_valid_and_complete():
     assert result.returncode == 0, result.stderr
     config = yaml.safe_load(result.stdout)
     services = config["services"]
-    assert set(services) == {"postgres", "redis", "migrate", "web", "worker-generate", "worker-train"}
+    assert set(services) == {"postgres", "redis", "migrate", "web", "beat", "worker-generate", "worker-train"}
     assert services["migrate"]["command"] == ["tuneloop", "db", "upgrade"]
+    # One schedule however many workers are scaled: the beat service, and no worker runs its own.
+    assert services["beat"]["command"] == ["tuneloop", "beat"]
+    assert "deploy" not in services["beat"] and "ports" not in services["beat"]
     for worker, queue in (("worker-generate", "generate"), ("worker-train", "train")):
-        assert queue in services[worker]["command"]
+        assert queue in services[worker]["command"] and "--no-beat" in services[worker]["command"]
         devices = services[worker]["deploy"]["resources"]["reservations"]["devices"]
         assert devices[0]["capabilities"] == ["gpu"]
         assert services[worker]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
@@ -55,6 +58,15 @@ def test_checkpoints_go_to_an_object_store_when_one_is_named():
         environment = yaml.safe_load(result.stdout)["services"][service]["environment"]
         assert environment["TUNELOOP_CHECKPOINT_DIR"] == "s3://bucket/checkpoints"
         assert environment["AWS_ENDPOINT_URL"] == "http://minio:9000" and environment["AWS_ACCESS_KEY_ID"] == "tuneloop"
+
+
+def test_generation_workers_scale():
+    """`--scale worker-generate=N` needs a service with no fixed name or host port to collide on."""
+    import yaml
+
+    result = compose_config(TUNELOOP_SECRET_KEY="s3cret")
+    generate = yaml.safe_load(result.stdout)["services"]["worker-generate"]
+    assert "container_name" not in generate and "ports" not in generate
 
 
 def test_compose_refuses_to_run_without_a_secret():

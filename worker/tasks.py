@@ -8,6 +8,7 @@ from sqlalchemy.exc import OperationalError
 
 from app.checkpoints.review import review_candidates
 from app.db import session_scope
+from app.errors import Conflict
 from app.models import RoundStatus, TrainingRound
 from app.queue import RUN_ROUND
 from app.rounds.lifecycle import fail_stale_rounds, launch_round
@@ -51,7 +52,10 @@ def dispatch_rounds_task() -> list[int]:
         active = db.scalar(select(TrainingRound.id).where(
             TrainingRound.status.in_([RoundStatus.queued, RoundStatus.running])).limit(1))
         if active is None and auto_round_due(db):
-            launch_round(db, RoundSettings(algorithm=settings.auto_round_algorithm), None)
+            try:
+                launch_round(db, RoundSettings(algorithm=settings.auto_round_algorithm), None)
+            except Conflict:  # another generation worker's dispatch launched it first
+                pass
         queued = list(db.scalars(select(TrainingRound.id).where(TrainingRound.status == RoundStatus.queued)))
     for round_id in queued:
         run_round_task.apply_async(args=[round_id], queue="train")

@@ -7,7 +7,8 @@
 
 The web side launches and cancels, the training worker claims, beats and
 finishes, the beat fails stale rounds; each change is one conditional UPDATE,
-so two processes never both win it. Reading a round changes nothing.
+so two processes never both win it, and launches take turns (a transaction lock),
+so two never both find no round active. Reading a round changes nothing.
 
 A launch is refused at once when the round could not work: no current
 checkpoint, another round active, a candidate still under review, or fewer
@@ -21,6 +22,7 @@ from sqlalchemy import exists, func, select, update
 from sqlalchemy.orm import Session, aliased
 
 from app.checkpoints.service import current_checkpoint, under_review
+from app.db import TransactionLock, lock_transaction
 from app.errors import Conflict, InvalidInput
 from app.models import RoundStatus, TrainingRound, User, utcnow
 from app.queue import RUN_ROUND, ensure_queue_available, send_after_commit
@@ -33,6 +35,7 @@ ACTIVE = (RoundStatus.queued, RoundStatus.running)
 
 def launch_round(db: Session, settings: RoundSettings, user: User | None) -> TrainingRound:
     """queued: the round is stored, and its id sent to the train queue once committed."""
+    lock_transaction(db, TransactionLock.launch_round)
     fail_stale_rounds(db)
     if current_checkpoint(db) is None:
         raise InvalidInput("no current checkpoint: register one first "
