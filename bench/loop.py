@@ -496,6 +496,31 @@ def plot(results: list[RoundResult], title: str, out: Path) -> None:
     plt.close(figure)
 
 
+def table(paths: list[Path]) -> str:
+    """A markdown table of runs' JSON files, one row per rule and way of rating (pairs by their
+    selection, or thumbs), the seeds side by side: the ratings each took to reach the target win
+    rate, and the win rate after each round."""
+    runs: dict[tuple[str, str], list[dict]] = {}
+    for path in paths:
+        run = json.loads(Path(path).read_text())
+        config = run["config"]
+        way = "thumbs" if config.get("thumbs") else f"pairs: {config.get('selection', 'random')}"
+        runs.setdefault((config["rule"], way), []).append(run)
+    lines = [f"| rule | ratings | seeds | ratings to {WIN_RATE_TARGET:.0%} (each seed) | mean | "
+             "win rate after each round (mean over seeds) |", "|---|---|---|---|---:|---|"]
+    for (rule, way), group in sorted(runs.items()):
+        group.sort(key=lambda run: run["config"]["seed"])
+        reached = [run.get("ratings_to_target") for run in group]
+        known = [r for r in reached if r is not None]
+        mean = f"{sum(known) / len(known):.0f}" if len(known) == len(reached) else "not all reached"
+        per_round = [sum(run["rounds"][i]["evaluation"]["win_rate"] for run in group) / len(group)
+                     for i in range(1, min(len(run["rounds"]) for run in group))]
+        lines.append(f"| {rule} | {way} | {', '.join(str(run['config']['seed']) for run in group)} | "
+                     f"{' / '.join(str(r) if r is not None else '-' for r in reached)} | {mean} | "
+                     f"{' → '.join(f'{w:.1%}' for w in per_round)} |")
+    return "\n".join(lines)
+
+
 # Command line ------------------------------------------------------------------------
 
 TINY_BASE = BaseModelConfig(n_layer=2, n_head=2, n_embd=64, examples=4000, steps=60, batch_size=16)
@@ -551,7 +576,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="gates: a result goes live when its gates pass; immediate: always")
     parser.add_argument("--threads", type=int, help="torch threads (default: one per core; 1 on busy shared cores)")
     parser.add_argument("--out", type=Path, help="the plot (default bench/results/loop-RULE.png); JSON beside it")
+    parser.add_argument("--table", type=Path, nargs="+", metavar="JSON",
+                        help="print a markdown table of earlier runs' JSON files and exit")
     args = parser.parse_args(argv)
+    if args.table:
+        print(table(args.table))
+        return 0
 
     config = BenchConfig(rule=args.rule, rounds=args.rounds, ratings=args.ratings, noise=args.noise,
                          round_settings={"algorithm": args.algorithm} | dict(args.round), seed=args.seed,
