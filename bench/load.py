@@ -500,7 +500,8 @@ def main() -> int:
     parser.add_argument("--raters", type=int, nargs="+", default=[1, 8, 32, 128])
     parser.add_argument("--duration", type=float, default=20.0, help="measured seconds per rater count")
     parser.add_argument("--warmup", type=float, default=3.0, help="unmeasured seconds first")
-    parser.add_argument("--workers", type=int, default=2, help="web server processes (tuneloop serve --workers)")
+    parser.add_argument("--workers", type=int, help="web server processes (tuneloop serve --workers; "
+                                                    "default: serve's, one per core)")
     parser.add_argument("--overlap", type=int, default=3, help="answers each item needs")
     parser.add_argument("--items", type=int, default=0, help="items per run (default: enough)")
     parser.add_argument("--client", choices=["raw", "httpx"], default="raw")
@@ -527,7 +528,7 @@ def main() -> int:
         parser.error(f"--database-url must be a local server, not {urlsplit(args.database_url).hostname}")
     with serving(args.database_url, args.workers) as (database_url, server):
         pg_pid = postmaster_pid(database_url)
-        print(f"tuneloop serve --workers {args.workers} on {server.url}; PostgreSQL {database_url}; "
+        print(f"tuneloop serve --workers {args.workers or 'default'} on {server.url}; PostgreSQL {database_url}; "
               f"client {args.client}, flow {args.flow}, think time {args.think_time:g} s; {os.cpu_count()} CPUs, "
               f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
         rows = []
@@ -550,7 +551,7 @@ def is_local(database_url: str) -> bool:
 
 
 @contextlib.contextmanager
-def serving(database_url: str | None, workers: int):
+def serving(database_url: str | None, workers: int | None):
     """(database URL, running server): the given local PostgreSQL, or a private one made
     for the run, migrated, with `tuneloop serve` on loopback; both gone afterwards
     (the given database stays, its tables emptied by seed)."""
