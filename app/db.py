@@ -40,10 +40,10 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 
-def pool_capacity(engine: Engine) -> int:
-    """How many connections the engine's pool hands out at once."""
-    pool = engine.pool
-    return pool.size() + max(getattr(pool, "_max_overflow", 0), 0)
+def steady_connections(engine: Engine) -> int:
+    """How many connections the engine's pool keeps open between uses; its overflow past
+    that is opened on demand and closed again as soon as it is returned."""
+    return engine.pool.size()
 
 
 @lru_cache
