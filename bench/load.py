@@ -140,6 +140,17 @@ class Results:
     acks: list = field(default_factory=list)  # every 2xx answer, warm-up included
 
 
+async def submit(connection, results: Results, path: str, payload: bytes, headers: str = "") -> tuple[int, bytes]:
+    """POST answers until the server answers: one whose reply was lost is sent again, and its
+    idempotency keys (the header's, or each row's in a bulk upload) make the retry a replay."""
+    while True:
+        try:
+            return await connection.request("POST", path, payload, headers=headers)
+        except (OSError, asyncio.IncompleteReadError) as error:
+            results.errors[f"submit {error.__class__.__name__}"] += 1
+            await asyncio.sleep(0.05)
+
+
 async def rater(name: str, token: str, port: int, measure_from: float, until: float, results: Results,
                 *, client: str = "raw", flow: str = "two-requests", batch: int = 20) -> None:
     """Lease → submit until `until`. With --flow one-request the submit also leases the next
@@ -174,14 +185,7 @@ async def rater(name: str, token: str, port: int, measure_from: float, until: fl
             submitted = time.monotonic()
             key = f"{name}-item-{item_id}"
             payload = b'{"item_id": %d, "verdict": "tie"}' % item_id
-            while True:  # a submit whose answer was lost is retried under the same key
-                try:
-                    status, body = await connection.request(
-                        "POST", submit_path, payload, headers=f"Idempotency-Key: {key}\r\n")
-                    break
-                except (OSError, asyncio.IncompleteReadError) as error:
-                    results.errors[f"submit {error.__class__.__name__}"] += 1
-                    await asyncio.sleep(0.05)
+            status, body = await submit(connection, results, submit_path, payload, f"Idempotency-Key: {key}\r\n")
             done = time.monotonic()
             answered, item_id = item_id, None
             if status in (200, 201):
@@ -233,14 +237,8 @@ async def paced_rater(name: str, token: str, port: int, answers_due: list[float]
             await asyncio.sleep(max(0.0, due - time.monotonic()))
             key = f"{name}-item-{item_id}"
             payload = b'{"item_id": %d, "verdict": "tie"}' % item_id
-            while True:  # a submit whose answer was lost is retried under the same key
-                try:
-                    status, body = await connection.request(
-                        "POST", "/api/v1/ratings", payload, headers=f"Idempotency-Key: {key}\r\n")
-                    break
-                except (OSError, asyncio.IncompleteReadError) as error:
-                    results.errors[f"submit {error.__class__.__name__}"] += 1
-                    await asyncio.sleep(0.05)
+            status, body = await submit(connection, results, "/api/v1/ratings", payload,
+                                        f"Idempotency-Key: {key}\r\n")
             done = time.monotonic()
             if status in (200, 201):
                 results.acks.append(Ack(name, item_id, key, json.loads(body)["id"], status))
@@ -284,13 +282,7 @@ async def batch_rater(name: str, token: str, port: int, measure_from: float, unt
             keys = [f"{name}-item-{item_id}" for item_id in items]
             payload = json.dumps({"ratings": [{"item_id": item_id, "verdict": "tie", "idempotency_key": key}
                                               for item_id, key in zip(items, keys)]}).encode()
-            while True:  # a bulk upload whose answer was lost is retried: its keys replay
-                try:
-                    status, body = await connection.request("POST", "/api/v1/ratings/bulk", payload)
-                    break
-                except (OSError, asyncio.IncompleteReadError) as error:
-                    results.errors[f"submit {error.__class__.__name__}"] += 1
-                    await asyncio.sleep(0.05)
+            status, body = await submit(connection, results, "/api/v1/ratings/bulk", payload)
             done = time.monotonic()
             if status in (200, 201):
                 reply = json.loads(body)
