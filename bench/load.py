@@ -1,7 +1,7 @@
 """Load: N simulated raters hammering lease → submit over HTTP, then an integrity check.
 
 Starts its own private PostgreSQL (or takes --database-url), migrates it, starts
-`tuneloop serve --workers W` on 127.0.0.1, and for each rater count: empties the
+`tuneloop serve` (one process per core, or --workers W) on 127.0.0.1, and for each rater count: empties the
 tables, creates the raters (API tokens) and enough comparison items (each needing
 --overlap answers), and lets every rater loop
 

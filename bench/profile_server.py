@@ -91,8 +91,9 @@ def statements_per_request(database_url: str, data_dir: Path, port: int, token: 
     text = log.read_bytes()
     found = {}
     for name, part in (("lease", text[marks[0]:marks[1]]), ("submit", text[marks[1]:])):
-        found[name] = [line.split("LOG:", 1)[-1].strip()[:90] for line in part.decode(errors="replace").splitlines()
-                       if re.search(r"LOG:\s+(statement|execute)", line) and "ALTER SYSTEM" not in line]
+        lines = part.decode(errors="replace").splitlines()
+        found[name] = [line.split("LOG:", 1)[-1].strip()[:90] for line in lines  # ours, not ALTER SYSTEM's
+                       if re.search(r"LOG:\s+(statement|execute)", line) and not re.search("SYSTEM|reload", line)]
     return found
 
 
