@@ -78,7 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the web server")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=1, help="web server processes")
+    serve.add_argument("--workers", type=int, help="web server processes (default: one per core it may use; "
+                                                   "one on SQLite, whose single write lock they would queue on)")
+    serve.add_argument("--keep-alive", type=int, default=75,
+                       help="seconds an idle client connection stays open (75: longer than a rater "
+                            "thinks, so an answer rarely needs a new connection)")
     serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"),
                        help="warning drops the per-request access lines")
     serve.set_defaults(run=_serve)
@@ -231,12 +235,27 @@ def _serve(args) -> None:
 
     import uvicorn
 
-    if args.workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+    from app.errors import InvalidInput
+    from app.settings import get_settings
+
+    workers = default_web_workers(get_settings().database_url) if args.workers is None else args.workers
+    if workers < 1 or args.keep_alive <= 0:
+        raise InvalidInput("--workers and --keep-alive must be positive")
+    if workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
         # The processes write their request latencies where /metrics adds them up (app/monitoring.py).
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="tuneloop-metrics-")
 
-    uvicorn.run("app.main:create_app", factory=True, host=args.host, port=args.port,
-                workers=args.workers, proxy_headers=True, log_level=args.log_level)
+    uvicorn.run("app.main:create_app", factory=True, host=args.host, port=args.port, workers=workers,
+                timeout_keep_alive=args.keep_alive, proxy_headers=True, log_level=args.log_level)
+
+
+def default_web_workers(database_url: str) -> int:
+    """One web process per core this process may run on: a process serves requests on one
+    core at a time (the GIL). One on SQLite: every transaction there takes the single write
+    lock (app.db), so more processes would only queue on it, polling its busy timeout."""
+    import os
+
+    return 1 if database_url.startswith("sqlite") else len(os.sched_getaffinity(0))
 
 
 def _worker(args) -> None:

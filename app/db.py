@@ -62,10 +62,10 @@ def lock_transaction(db: Session, lock: TransactionLock) -> None:
         db.execute(select(func.pg_advisory_xact_lock(ADVISORY_LOCK_SPACE, int(lock))))
 
 
-def pool_capacity(engine: Engine) -> int:
-    """How many connections the engine's pool hands out at once."""
-    pool = engine.pool
-    return pool.size() + max(getattr(pool, "_max_overflow", 0), 0)
+def steady_connections(engine: Engine) -> int:
+    """How many connections the engine's pool keeps open between uses; its overflow past
+    that is opened on demand and closed again as soon as it is returned."""
+    return engine.pool.size()
 
 
 @lru_cache
@@ -84,7 +84,19 @@ def session_scope() -> Iterator[Session]:
     session = get_sessionmaker()()
     try:
         yield session
-        session.commit()
+    except BaseException:
+        end_session(session, commit=False)
+        raise
+    end_session(session, commit=True)
+
+
+def end_session(session: Session, *, commit: bool) -> None:
+    """Commit (or roll back) and close: the end of every unit of work. A failed commit rolls back."""
+    try:
+        if commit:
+            session.commit()
+        else:
+            session.rollback()
     except BaseException:
         session.rollback()
         raise

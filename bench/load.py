@@ -1,7 +1,7 @@
 """Load: N simulated raters hammering lease → submit over HTTP, then an integrity check.
 
 Starts its own private PostgreSQL (or takes --database-url), migrates it, starts
-`tuneloop serve --workers W` on 127.0.0.1, and for each rater count: empties the
+`tuneloop serve` (one process per core, or --workers W) on 127.0.0.1, and for each rater count: empties the
 tables, creates the raters (API tokens) and enough comparison items (each needing
 --overlap answers), and lets every rater loop
 
@@ -17,7 +17,14 @@ by kind, the CPU seconds spent by the server, PostgreSQL and this load generator
 and the integrity check read back from the database: every acknowledged rating
 stored, no rater answering an item twice, no item over its overlap.
 
+With --think-time T the raters are people instead: each answers once every T seconds
+on average, at times drawn in advance as a Poisson process (open loop: a slow server
+builds a backlog, it does not slow the offer), and leases its next item as soon as an
+answer is acknowledged. Printed then: ratings/s offered and served, and a submit's
+latency counted from the moment its answer was due.
+
     .venv/bin/python bench/load.py                           # 1, 8, 32, 128 raters
+    .venv/bin/python bench/load.py --raters 1000 --think-time 5 --warmup 10 --duration 30
     .venv/bin/python bench/load.py --raters 32 --duration 30 --workers 2
     .venv/bin/python bench/load.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/bench
 
@@ -34,6 +41,7 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import statistics
 import sys
 import tempfile
@@ -42,6 +50,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
+
+import uvloop
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -60,6 +70,9 @@ class RawConnection:
 
     async def request(self, method: str, path: str, body: bytes = b"",
                       headers: str = "") -> tuple[int, bytes]:
+        if self.reader is not None and self.reader.at_eof():
+            # The server closed it while idle (its keep-alive timeout): reconnect, as browsers do.
+            self.close()
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
         head = f"{method} {path} HTTP/1.1\r\n{headers}".encode() + self.auth
@@ -122,8 +135,20 @@ class Results:
     lease_ms: list[float] = field(default_factory=list)
     submit_ms: list[float] = field(default_factory=list)
     accepted: int = 0  # 201s inside the measured window
+    offered: int = 0  # --think-time: answers due inside the measured window
     errors: Counter = field(default_factory=Counter)
     acks: list = field(default_factory=list)  # every 2xx answer, warm-up included
+
+
+async def submit(connection, results: Results, path: str, payload: bytes, headers: str = "") -> tuple[int, bytes]:
+    """POST answers until the server answers: one whose reply was lost is sent again, and its
+    idempotency keys (the header's, or each row's in a bulk upload) make the retry a replay."""
+    while True:
+        try:
+            return await connection.request("POST", path, payload, headers=headers)
+        except (OSError, asyncio.IncompleteReadError) as error:
+            results.errors[f"submit {error.__class__.__name__}"] += 1
+            await asyncio.sleep(0.05)
 
 
 async def rater(name: str, token: str, port: int, measure_from: float, until: float, results: Results,
@@ -160,14 +185,7 @@ async def rater(name: str, token: str, port: int, measure_from: float, until: fl
             submitted = time.monotonic()
             key = f"{name}-item-{item_id}"
             payload = b'{"item_id": %d, "verdict": "tie"}' % item_id
-            while True:  # a submit whose answer was lost is retried under the same key
-                try:
-                    status, body = await connection.request(
-                        "POST", submit_path, payload, headers=f"Idempotency-Key: {key}\r\n")
-                    break
-                except (OSError, asyncio.IncompleteReadError) as error:
-                    results.errors[f"submit {error.__class__.__name__}"] += 1
-                    await asyncio.sleep(0.05)
+            status, body = await submit(connection, results, submit_path, payload, f"Idempotency-Key: {key}\r\n")
             done = time.monotonic()
             answered, item_id = item_id, None
             if status in (200, 201):
@@ -182,6 +200,63 @@ async def rater(name: str, token: str, port: int, measure_from: float, until: fl
                 results.accepted += status == 201
     finally:
         connection.close()
+
+
+async def paced_rater(name: str, token: str, port: int, answers_due: list[float], opens_at: float,
+                      measure_from: float, until: float, results: Results) -> None:
+    """A person: opens the page at `opens_at` (a lease), answers at the times in `answers_due`
+    and leases the next item after each answer.
+
+    Open loop: the answer times were drawn up front, whatever the server does, so a slow
+    server makes answers wait for the rater's connection (a backlog) instead of slowing the
+    offer. A submit's latency counts from the moment its answer was due, that wait included;
+    a lease's from when it was sent, which is as soon as the answer before it was acknowledged."""
+    from tests.reliability.harness import Ack
+
+    connection = RawConnection(port, token)
+    await asyncio.sleep(max(0.0, opens_at - time.monotonic()))
+    try:
+        for due in answers_due:
+            if time.monotonic() >= until:
+                break
+            while True:  # the item to answer next; a failed lease is asked again
+                started = time.monotonic()
+                try:
+                    status, body = await connection.request("GET", "/api/v1/items/next")
+                except (OSError, asyncio.IncompleteReadError) as error:
+                    status, body = error.__class__.__name__, b""
+                if started >= measure_from:
+                    results.lease_ms.append((time.monotonic() - started) * 1000)
+                if status == 200:
+                    break
+                results.errors[f"lease {status}"] += 1
+                if time.monotonic() >= until:
+                    return
+                await asyncio.sleep(0.05)
+            item_id = json.loads(body)["item_id"]
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            key = f"{name}-item-{item_id}"
+            payload = b'{"item_id": %d, "verdict": "tie"}' % item_id
+            status, body = await submit(connection, results, "/api/v1/ratings", payload,
+                                        f"Idempotency-Key: {key}\r\n")
+            done = time.monotonic()
+            if status in (200, 201):
+                results.acks.append(Ack(name, item_id, key, json.loads(body)["id"], status))
+            else:
+                results.errors[f"submit {status}"] += 1
+            if due >= measure_from:
+                results.submit_ms.append((done - due) * 1000)
+            results.accepted += status == 201 and measure_from <= done <= until
+    finally:
+        connection.close()
+
+
+def poisson_schedule(rng: random.Random, think: float, start: float, until: float) -> list[float]:
+    """Times from `start` to `until` with exponential gaps of mean `think`: a Poisson process."""
+    times, at = [], start
+    while (at := at + rng.expovariate(1 / think)) < until:
+        times.append(at)
+    return times
 
 
 async def batch_rater(name: str, token: str, port: int, measure_from: float, until: float, results: Results,
@@ -207,13 +282,7 @@ async def batch_rater(name: str, token: str, port: int, measure_from: float, unt
             keys = [f"{name}-item-{item_id}" for item_id in items]
             payload = json.dumps({"ratings": [{"item_id": item_id, "verdict": "tie", "idempotency_key": key}
                                               for item_id, key in zip(items, keys)]}).encode()
-            while True:  # a bulk upload whose answer was lost is retried: its keys replay
-                try:
-                    status, body = await connection.request("POST", "/api/v1/ratings/bulk", payload)
-                    break
-                except (OSError, asyncio.IncompleteReadError) as error:
-                    results.errors[f"submit {error.__class__.__name__}"] += 1
-                    await asyncio.sleep(0.05)
+            status, body = await submit(connection, results, "/api/v1/ratings/bulk", payload)
             done = time.monotonic()
             if status in (200, 201):
                 reply = json.loads(body)
@@ -330,8 +399,9 @@ def percentile(samples: list[float], q: float) -> float:
 def run_level(args, raters: int, database_url: str, server, pg_pid: int | None) -> dict:
     from tests.reliability.harness import integrity_problems
 
-    # Enough items that nobody runs dry at a generous 1500 ratings/s.
-    items = args.items or max(200, int(1500 * (args.warmup + args.duration) / args.overlap) + raters)
+    # Enough items that nobody runs dry: at a generous 1500 ratings/s, or half again the offered rate.
+    rate = 1.5 * raters / args.think_time if args.think_time else 1500
+    items = args.items or max(200, int(rate * (args.warmup + args.duration) / args.overlap) + raters)
     tokens = seed(database_url, raters, items, args.overlap)
     results = Results()
     load_before = os.getloadavg()[0]
@@ -340,17 +410,33 @@ def run_level(args, raters: int, database_url: str, server, pg_pid: int | None) 
     async def main() -> None:
         now = time.monotonic()
         measure_from, until = now + args.warmup, now + args.warmup + args.duration
-        await asyncio.gather(*(rater(name, token, server.port, measure_from, until, results,
-                                      client=args.client, flow=args.flow, batch=args.batch)
-                               for name, token in tokens.items()))
+        if args.think_time:
+            rng = random.Random(args.seed)
+            people = []
+            for name, token in tokens.items():
+                # The pages open spread over the warm-up, not all in one instant.
+                opens_at = now + rng.uniform(0, args.warmup)
+                answers_due = poisson_schedule(rng, args.think_time, opens_at, until)
+                results.offered += sum(measure_from <= due for due in answers_due)
+                people.append(paced_rater(name, token, server.port, answers_due, opens_at, measure_from, until,
+                                          results))
+            await asyncio.gather(*people)
+        else:
+            await asyncio.gather(*(rater(name, token, server.port, measure_from, until, results,
+                                          client=args.client, flow=args.flow, batch=args.batch)
+                                   for name, token in tokens.items()))
 
-    asyncio.run(main())
+    # uvloop: a thousand raters' connections cost the load generator less CPU than on asyncio's own loop.
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main())
     cpu_after = (cpu_seconds([server.process.pid]), cpu_seconds([pg_pid]) if pg_pid else 0.0, own_cpu())
     spent = [after - before for before, after in zip(cpu_before, cpu_after)]
     wall = args.warmup + args.duration
     problems = integrity_problems(database_url, results.acks)
+    acked = max(len(results.acks), 1)
     return {
-        "raters": raters, "items": items, "flow": args.flow,
+        "raters": raters, "items": items, "flow": args.flow, "think_time": args.think_time,
+        "offered_per_s": results.offered / args.duration if args.think_time else None,
         "ratings_per_s": results.accepted / args.duration,
         "lease": [percentile(results.lease_ms, q) for q in (0.5, 0.95, 0.99)],
         "submit": [percentile(results.submit_ms, q) for q in (0.5, 0.95, 0.99)],
@@ -358,8 +444,8 @@ def run_level(args, raters: int, database_url: str, server, pg_pid: int | None) 
         "integrity": problems,
         "cpu": {"server": spent[0] / wall, "postgres": spent[1] / wall, "load generator": spent[2] / wall},
         # CPU per acknowledged rating (lease + submit): comparable however busy the machine is.
-        "cpu_ms_per_rating": {"server": 1000 * spent[0] / max(len(results.acks), 1),
-                              "postgres": 1000 * spent[1] / max(len(results.acks), 1)},
+        "cpu_ms_per_rating": {"server": 1000 * spent[0] / acked, "postgres": 1000 * spent[1] / acked,
+                              "load generator": 1000 * spent[2] / acked},
         "load_average": (load_before, os.getloadavg()[0]),
         "lease_mean": statistics.fmean(results.lease_ms) if results.lease_ms else float("nan"),
     }
@@ -370,30 +456,34 @@ def print_level(row: dict) -> None:
     errors = ", ".join(f"{k}: {v}" for k, v in sorted(row["errors"].items())) or "none"
     integrity = "OK" if not row["integrity"] else f"{len(row['integrity'])} PROBLEMS: {row['integrity'][:5]}"
     cpu = ", ".join(f"{k} {v:.2f}" for k, v in row["cpu"].items())
-    print(f"raters {row['raters']:>4}: {row['ratings_per_s']:7.1f} ratings/s   "
+    offered = f"offered {row['offered_per_s']:.1f}, served " if row["think_time"] else ""
+    print(f"raters {row['raters']:>4}: {offered}{row['ratings_per_s']:7.1f} ratings/s   "
           f"lease p50/p95/p99 {lease[0]:.1f}/{lease[1]:.1f}/{lease[2]:.1f} ms   "
           f"submit p50/p95/p99 {submit[0]:.1f}/{submit[1]:.1f}/{submit[2]:.1f} ms", flush=True)
     print(f"             errors: {errors}; integrity ({row['acks']} acknowledged): {integrity}", flush=True)
     per = row["cpu_ms_per_rating"]
     print(f"             CPU cores busy: {cpu}; CPU ms per rating: server {per['server']:.1f}, "
-          f"postgres {per['postgres']:.1f}; load average {row['load_average'][0]:.2f} -> "
-          f"{row['load_average'][1]:.2f}", flush=True)
+          f"postgres {per['postgres']:.1f}, load generator {per['load generator']:.1f}; "
+          f"load average {row['load_average'][0]:.2f} -> {row['load_average'][1]:.2f}", flush=True)
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = ["| raters | ratings/s | lease p50 / p95 / p99 (ms) | submit p50 / p95 / p99 (ms) | errors "
-             "| integrity | CPU cores: server / PostgreSQL / load gen | server CPU ms per rating "
-             "| load avg before |",
-             "|---:|---:|---|---|---|---|---|---:|---:|"]
+    lines = ["| raters | think time (s) | ratings/s offered / served | lease p50 / p95 / p99 (ms) "
+             "| submit p50 / p95 / p99 (ms) | errors | integrity | CPU cores: server / PostgreSQL / load gen "
+             "| CPU ms per rating: server / PostgreSQL / load gen | load avg before / after |",
+             "|---:|---:|---|---|---|---|---|---|---|---|"]
     for row in rows:
-        lease, submit, cpu = row["lease"], row["submit"], row["cpu"]
+        lease, submit, cpu, per = row["lease"], row["submit"], row["cpu"], row["cpu_ms_per_rating"]
         errors = ", ".join(f"{k}: {v}" for k, v in sorted(row["errors"].items())) or "0"
+        think, offered = (f"{row['think_time']:g}", f"{row['offered_per_s']:.0f}") if row["think_time"] else ("0", "—")
         lines.append(
-            f"| {row['raters']} | {row['ratings_per_s']:.0f} | {lease[0]:.1f} / {lease[1]:.1f} / {lease[2]:.1f} "
+            f"| {row['raters']} | {think} | {offered} / {row['ratings_per_s']:.0f} "
+            f"| {lease[0]:.1f} / {lease[1]:.1f} / {lease[2]:.1f} "
             f"| {submit[0]:.1f} / {submit[1]:.1f} / {submit[2]:.1f} | {errors} "
             f"| {'OK' if not row['integrity'] else 'FAILED'} ({row['acks']} acked) "
             f"| {cpu['server']:.2f} / {cpu['postgres']:.2f} / {cpu['load generator']:.2f} "
-            f"| {row['cpu_ms_per_rating']['server']:.1f} | {row['load_average'][0]:.1f} |")
+            f"| {per['server']:.1f} / {per['postgres']:.1f} / {per['load generator']:.1f} "
+            f"| {row['load_average'][0]:.1f} / {row['load_average'][1]:.1f} |")
     return "\n".join(lines)
 
 
@@ -402,7 +492,8 @@ def main() -> int:
     parser.add_argument("--raters", type=int, nargs="+", default=[1, 8, 32, 128])
     parser.add_argument("--duration", type=float, default=20.0, help="measured seconds per rater count")
     parser.add_argument("--warmup", type=float, default=3.0, help="unmeasured seconds first")
-    parser.add_argument("--workers", type=int, default=2, help="web server processes (tuneloop serve --workers)")
+    parser.add_argument("--workers", type=int, help="web server processes (tuneloop serve --workers; "
+                                                    "default: serve's, one per core)")
     parser.add_argument("--overlap", type=int, default=3, help="answers each item needs")
     parser.add_argument("--items", type=int, default=0, help="items per run (default: enough)")
     parser.add_argument("--client", choices=["raw", "httpx"], default="raw")
@@ -411,19 +502,27 @@ def main() -> int:
                              "/ratings?lease_next=true that answers and leases the next item at once; or "
                              "POST /items/leases + POST /ratings/bulk for --batch items at a time")
     parser.add_argument("--batch", type=int, default=20, help="items per request pair with --flow batch")
+    parser.add_argument("--think-time", type=float, default=0.0, metavar="T",
+                        help="raters as people: each answers once every T seconds on average (Poisson, open "
+                             "loop) and leases its next item at once; two requests per answer")
+    parser.add_argument("--seed", type=int, default=0, help="of the --think-time answer times")
     parser.add_argument("--database-url", help="a local PostgreSQL to use (its tables are emptied)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
-    if max(args.raters) > 512 or args.duration > 600 or min(args.raters) < 1:
-        parser.error("1..512 raters and at most 600 s per run")
+    # A closed-loop rater asks as fast as the server answers; paced ones ask rarely, so more fit.
+    most = 2000 if args.think_time else 512
+    if max(args.raters) > most or args.duration > 600 or min(args.raters) < 1:
+        parser.error(f"1..{most} raters and at most 600 s per run")
+    if args.think_time < 0 or (args.think_time and (args.flow != "two-requests" or args.client != "raw")):
+        parser.error("--think-time is positive and paces the two-requests flow of the raw client")
 
     if args.database_url and not is_local(args.database_url):
         parser.error(f"--database-url must be a local server, not {urlsplit(args.database_url).hostname}")
     with serving(args.database_url, args.workers) as (database_url, server):
         pg_pid = postmaster_pid(database_url)
-        print(f"tuneloop serve --workers {args.workers} on {server.url}; PostgreSQL {database_url}; "
-              f"client {args.client}, flow {args.flow}; {os.cpu_count()} CPUs, load average "
-              f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+        print(f"tuneloop serve --workers {args.workers or 'default'} on {server.url}; PostgreSQL {database_url}; "
+              f"client {args.client}, flow {args.flow}, think time {args.think_time:g} s; {os.cpu_count()} CPUs, "
+              f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
         rows = []
         for raters in args.raters:
             row = run_level(args, raters, database_url, server, pg_pid)
@@ -444,7 +543,7 @@ def is_local(database_url: str) -> bool:
 
 
 @contextlib.contextmanager
-def serving(database_url: str | None, workers: int):
+def serving(database_url: str | None, workers: int | None):
     """(database URL, running server): the given local PostgreSQL, or a private one made
     for the run, migrated, with `tuneloop serve` on loopback; both gone afterwards
     (the given database stays, its tables emptied by seed)."""

@@ -80,7 +80,15 @@ def test_invalid_utf8_is_rejected_with_its_line(home):
 def test_bad_arguments_exit_2(home):
     assert tuneloop(home, "user").returncode == 2
     assert tuneloop(home, "serve", "--port", "notaport").returncode == 2
+    assert tuneloop(home, "serve", "--workers", "0").returncode == 2
     assert tuneloop(home, "prompts", "import", "missing.jsonl").returncode == 2
+
+
+def test_serve_runs_a_process_per_core_except_on_sqlite():
+    from app.cli import default_web_workers
+
+    assert default_web_workers("sqlite:///./var/tuneloop.db") == 1
+    assert default_web_workers("postgresql+psycopg://db.internal/tuneloop") == len(os.sched_getaffinity(0))
 
 
 def test_user_import_is_all_or_none_and_prints_tokens_once(home):

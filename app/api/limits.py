@@ -31,8 +31,9 @@ def caller_key(request: Request) -> str:
     return "addr:" + (request.client.host if request.client else "unknown")
 
 
-def limit_api_rate(request: Request) -> None:
-    """Runs before authentication, so guessing tokens is limited as well."""
+async def limit_api_rate(request: Request) -> None:
+    """Runs before authentication, so guessing tokens is limited as well. Async: it touches
+    no database, and a thread hop would cost more than the check."""
     retry_after = api_limiter().check(caller_key(request))
     if retry_after is not None:
         raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, "too many requests; slow down",

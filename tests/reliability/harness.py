@@ -32,7 +32,7 @@ class WebServer:
 
     env: dict
     log_path: Path
-    workers: int = 1
+    workers: int | None = 1  # None: serve's default
     port: int = field(default_factory=free_port)
     process: subprocess.Popen | None = None
 
@@ -43,10 +43,11 @@ class WebServer:
     def start(self, timeout: float = 60) -> "WebServer":
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1",
-             "--port", str(self.port), "--workers", str(self.workers)],
+            [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
+            + (["--workers", str(self.workers)] if self.workers else []),
             # Unbuffered: the log file holds every line even after a SIGKILL.
-            env=self.env | {"PYTHONUNBUFFERED": "1"}, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            env=self.env | {"PYTHONUNBUFFERED": "1"}, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True)
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
