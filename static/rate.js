@@ -215,7 +215,9 @@
       if (key === "Escape") { target.blur(); event.preventDefault(); }
       return;
     }
-    if (target.matches("button, a, summary, select")) {
+    // A button of the closed dialog can still hold the focus until its close event's blur runs:
+    // keys pressed meanwhile are the page's.
+    if (target.matches("button, a, summary, select") && !(dialog && dialog.contains(target))) {
       if (key === "Enter" || key === " ") return; // let them do what they show
     }
     const form = currentForm();
