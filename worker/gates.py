@@ -34,9 +34,10 @@ class Gate:
 def reward_model_gate(metrics: dict[str, float]) -> Gate:
     """From a reward model's metrics: its held-out comparisons, or with none its held-out thumbs."""
     accuracy, decisive = metrics.get("eval_accuracy"), int(metrics.get("eval_decisive", 0))
-    if (not decisive or accuracy is None) and metrics.get("eval_thumbs"):
-        return thumb_gate(metrics["eval_thumb_accuracy"], int(metrics["eval_thumbs"]), metrics["eval_thumb_majority"])
     if not decisive or accuracy is None:
+        if metrics.get("eval_thumbs"):
+            return thumb_gate(metrics["eval_thumb_accuracy"], int(metrics["eval_thumbs"]),
+                              metrics["eval_thumb_majority"])
         return Gate("reward_model_accuracy", None, "lower 95% bound > 0.5", False,
                     "no decisive held-out comparison to measure the reward model on; more ratings needed")
     correct = round(accuracy * decisive)

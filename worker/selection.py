@@ -39,10 +39,9 @@ def choose_pairs(checkpoint: Checkpoint, groups: list[tuple[Prompt, list[list[in
         path, base = model_ref(db, checkpoint)
         rows = rating_rows(db, "all", latest=LATEST_RATINGS)
         raters = {r.rater_id for r in rows}
-        pairs, _ = training_examples(db, comparisons_of(rows, rater_weights(reliabilities(db),
-                                                                            raters)))
+        pairs, _ = training_examples(db, comparisons_of(rows, rater_weights(reliabilities(db), raters)))
     if len(pairs) < MIN_COMPARISONS:
-        record = {"method": "random", "reason": f"{len(pairs)} comparisons rated; uncertainty needs "
+        record = {"method": "random", "reason": f"{len(pairs)} comparisons rated; selection needs "
                                                 f"{MIN_COMPARISONS}"}
         return [(0, 1, record) for _ in groups]
     with loaded_policy(path, base) as (model, tokenizer):

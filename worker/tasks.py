@@ -68,10 +68,8 @@ def _on_start(sender, **_) -> None:
     and in its cache of an object store's checkpoints); a generation worker then fills the pool
     at once, not at the first beat."""
     from app.checkpoints.store import checkpoint_store
-    from worker.training.checkpoint_io import sweep_partial
 
-    store = checkpoint_store()
-    for staging in [*sweep_partial(store.local_root), *store.sweep_staging()]:
+    for staging in checkpoint_store().sweep_staging():
         logger.warning("removed %s, left half-written by a stopped worker", staging)
     if "generate" in {queue.name for queue in sender.task_consumer.queues}:
         refill_pool_task.apply_async(queue="generate")

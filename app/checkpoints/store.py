@@ -38,7 +38,7 @@ from pathlib import Path
 import fsspec
 
 from app.settings import get_settings
-from worker.training.checkpoint_files import PARTIAL, CheckpointError, content_hash
+from worker.training.checkpoint_files import PARTIAL, CheckpointError, content_hash, sweep_partial
 
 MANIFEST = "tuneloop-manifest.json"
 
@@ -79,8 +79,8 @@ class LocalStore:
         return self.root / path
 
     def sweep_staging(self, older_than_seconds: float = 3600.0) -> list[str]:
-        """Staging here is a local directory, which checkpoint_io.sweep_partial clears."""
-        return []
+        """Remove the staging directories killed writers left in the store; returns what was removed."""
+        return [str(path) for path in sweep_partial(self.local_root, older_than_seconds)]
 
 
 class ObjectStore:
@@ -135,12 +135,13 @@ class ObjectStore:
         return cached
 
     def sweep_staging(self, older_than_seconds: float = 3600.0) -> list[str]:
-        """Remove staging prefixes that a killed publisher left (none written to within
-        `older_than_seconds`: another worker may be uploading); returns what was removed."""
+        """Remove what killed writers left half-written: staging directories in this worker's cache
+        and staging prefixes in the store (none written to within `older_than_seconds`: another
+        worker may be uploading); returns what was removed."""
+        removed = [str(path) for path in sweep_partial(self.local_root, older_than_seconds)]
         if not self.fs.exists(self.root):
-            return []
+            return removed
         cutoff = time.time() - older_than_seconds
-        removed = []
         for prefix in self.fs.ls(self.root, detail=False):
             name = posixpath.basename(prefix.rstrip("/"))
             if not (name.startswith(".") and PARTIAL in name):

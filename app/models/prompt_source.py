@@ -19,12 +19,14 @@ class PromptSource(Base):
     __tablename__ = "prompt_source"
 
     name: Mapped[str] = mapped_column(sa.String(128), primary_key=True)
-    selection: Mapped[Selection] = mapped_column(str_enum(Selection), default=Selection.random)
+    # Every field is written by app.prompts.sources.configure_source, whose SourceSettings holds
+    # the defaults (and what a source without a row does).
+    selection: Mapped[Selection] = mapped_column(str_enum(Selection))
     # Of the training pairs, this share stays random whatever `selection` says: the reward model
     # keeps seeing the policy's pairs as they come, not only the hard ones.
-    random_share: Mapped[float] = mapped_column(default=0.25)
-    # Samples drawn per prompt to choose a pair from, under uncertainty selection.
-    candidates: Mapped[int] = mapped_column(default=4)
+    random_share: Mapped[float]
+    # Samples drawn per prompt to choose a pair from, under uncertainty or contrast selection.
+    candidates: Mapped[int]
     # Responses per training item: 2 to compare, or 1 to score or to rate with a thumb up or down
     # (selection then does not apply).
-    responses: Mapped[int] = mapped_column(default=2)
+    responses: Mapped[int]

@@ -3,9 +3,12 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.api.types import Text, text_limits
+from app.models import Selection
+from app.prompts.sources import MAX_CANDIDATES, SourceSettings
 from app.settings import get_settings
 
 MAX_PROMPTS_PER_REQUEST = 1000
+DEFAULT_SOURCE = SourceSettings()  # what a source without settings does
 
 
 class Message(BaseModel):
@@ -51,14 +54,18 @@ class PromptIds(BaseModel):
 class SourceSettingsIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    selection: Literal["random", "uncertainty", "contrast"] = Field(
-        "random", description='Of `candidates` samples per prompt, offer the pair that an ensemble of reward '
-                              'heads fitted on the ratings so far disagrees on most ("uncertainty"), or its best '
-                              'and worst ("contrast"); or two samples as drawn ("random").')
-    random_share: float = Field(0.25, ge=0, le=1, description="share of training pairs drawn at random anyway")
-    candidates: int = Field(4, ge=2, le=16, description="samples per prompt to choose a pair from")
-    responses: Literal[1, 2] = Field(2, description="per training item: 2 to compare, 1 to score or rate with "
-                                                    "a thumb up or down (then selection does not apply)")
+    selection: Selection = Field(
+        DEFAULT_SOURCE.selection,
+        description='Of `candidates` samples per prompt, offer the pair that an ensemble of reward heads fitted '
+                    'on the ratings so far disagrees on most ("uncertainty"), or its best and worst ("contrast"); '
+                    'or two samples as drawn ("random").')
+    random_share: float = Field(DEFAULT_SOURCE.random_share, ge=0, le=1,
+                                description="share of training pairs drawn at random anyway")
+    candidates: int = Field(DEFAULT_SOURCE.candidates, ge=2, le=MAX_CANDIDATES,
+                            description="samples per prompt to choose a pair from")
+    responses: Literal[1, 2] = Field(DEFAULT_SOURCE.responses,
+                                     description="per training item: 2 to compare, 1 to score or rate with a "
+                                                 "thumb up or down (then selection does not apply)")
 
 
 class SourceOut(SourceSettingsIn):

@@ -37,7 +37,12 @@ def rate_all(user_id: int, rule, rng: random.Random) -> int:
         done += 1
 
 
-def items_since(db, after: int) -> list[Item]:
+def refill_as(db, settings: SourceSettings, seed: int, after: int) -> list[Item]:
+    """Set the source's selection, refill the pool (48 items), and return the new training items."""
+    configure_source(db, "builtin", settings)
+    db.commit()
+    assert refill_pool(seed=seed) == 48
+    db.expire_all()
     return list(db.scalars(select(Item).where(Item.id > after, Item.purpose == ItemPurpose.train)
                            .order_by(Item.id)))
 
@@ -50,22 +55,16 @@ def test_uncertainty_selection_offers_the_disputed_pair(db, loop_state, monkeypa
     reset_app_caches()
     rule, rng = RULES["positive"], random.Random(0)
     rater = make_user(db, "carol")
-    configure_source(db, "builtin", SourceSettings("uncertainty", random_share=0.0, candidates=4))
-    db.commit()
 
     # No ratings yet: the first two samples are offered, and the item says why.
-    assert refill_pool(seed=1) == 48
-    first = items_since(db, 0)
+    first = refill_as(db, SourceSettings("uncertainty", random_share=0.0, candidates=4), seed=1, after=0)
     assert {i.selection["method"] for i in first} == {"random"}
-    assert "uncertainty needs" in first[0].selection["reason"]
+    assert "selection needs 16" in first[0].selection["reason"]
     assert rate_all(rater.id, rule, rng) == 48
 
     # 48 comparisons rated: of the next items, the random share is drawn as before, the rest chosen.
-    configure_source(db, "builtin", SourceSettings("uncertainty", random_share=0.5, candidates=4))
-    db.commit()
-    assert refill_pool(seed=2) == 48
-    db.expire_all()
-    second = items_since(db, first[-1].id)
+    second = refill_as(db, SourceSettings("uncertainty", random_share=0.5, candidates=4), seed=2,
+                       after=first[-1].id)
     methods = [i.selection["method"] for i in second]
     assert 12 <= methods.count("random") <= 36 and methods.count("uncertainty") == 48 - methods.count("random")
     chosen = [i for i in second if i.selection["method"] == "uncertainty"]
@@ -76,10 +75,6 @@ def test_uncertainty_selection_offers_the_disputed_pair(db, loop_state, monkeypa
 
     # Contrast: the heads' best and worst of the candidates, the gap between them recorded.
     assert rate_all(rater.id, rule, rng) == 48
-    configure_source(db, "builtin", SourceSettings("contrast", random_share=0.0, candidates=4))
-    db.commit()
-    assert refill_pool(seed=3) == 48
-    db.expire_all()
-    third = items_since(db, second[-1].id)
+    third = refill_as(db, SourceSettings("contrast", random_share=0.0, candidates=4), seed=3, after=second[-1].id)
     assert {i.selection["method"] for i in third} == {"contrast"}
     assert all(i.selection["score"] > 0 and i.selection["comparisons"] == 96 for i in third)

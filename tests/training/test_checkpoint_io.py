@@ -82,7 +82,7 @@ def test_sweep_removes_only_old_staging_directories(tmp_path, save_tiny_model):
     import os
     import time
 
-    from worker.training.checkpoint_io import sweep_partial
+    from worker.training.checkpoint_files import sweep_partial
 
     published = write_checkpoint(tmp_path / "round-1", save_tiny_model, algorithm="dpo", config={},
                                  metrics={}, parent=None)

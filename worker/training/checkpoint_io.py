@@ -13,7 +13,6 @@ without torch.
 import json
 import os
 import shutil
-import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -125,22 +124,6 @@ def write_checkpoint(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return out_dir
-
-
-def sweep_partial(root: Path, older_than_seconds: float = 3600.0) -> list[Path]:
-    """Remove staging directories a killed writer left under `root` (any depth).
-
-    A writer that dies (SIGKILL, power loss) cannot clean up after itself; its
-    staging directory was never visible as a checkpoint, only disk use. Ones
-    touched within `older_than_seconds` are left alone: another worker may be
-    writing them now. Returns what was removed."""
-    cutoff = time.time() - older_than_seconds
-    removed = []
-    for staging in list(Path(root).rglob(f".*{PARTIAL}*")):
-        if staging.is_dir() and staging.stat().st_mtime < cutoff:
-            shutil.rmtree(staging, ignore_errors=True)
-            removed.append(staging)
-    return removed
 
 
 def _fsync_parent(out_dir: Path) -> None:

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from worker.training.checkpoint_io import PARTIAL
+from worker.training.checkpoint_files import PARTIAL
 from worker.training.data import TrainingCancelled, TrainResult
 from worker.training.job import METRICS, TRAINERS, read_result, write_job
 from worker.training.torchrun import LAUNCHER_PID
