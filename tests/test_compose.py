@@ -11,14 +11,16 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def compose_config(**env: str) -> subprocess.CompletedProcess:
+def compose_config(*overrides: str, **env: str) -> subprocess.CompletedProcess:
+    """`docker-compose config` of docker-compose.yml and the `overrides` files after it."""
     binary = shutil.which("docker-compose")
     if binary is None:
         pytest.fail("docker-compose not installed (scripts/ensure-system-packages installs it)")
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("TUNELOOP_")} | env
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("TUNELOOP_", "MINIO_", "AWS_"))} | env
+    files = [argument for name in ("docker-compose.yml", *overrides) for argument in ("-f", str(ROOT / name))]
     # --format json is not in every release; YAML output parses as JSON-compatible via yaml.
-    return subprocess.run([binary, "-f", str(ROOT / "docker-compose.yml"), "config"], cwd=ROOT,
-                          env=environment, capture_output=True, text=True, timeout=60)
+    return subprocess.run([binary, *files, "config"], cwd=ROOT, env=environment, capture_output=True, text=True,
+                          timeout=60)
 
 
 def test_compose_file_is_valid_and_complete():
@@ -58,6 +60,27 @@ def test_checkpoints_go_to_an_object_store_when_one_is_named():
         environment = yaml.safe_load(result.stdout)["services"][service]["environment"]
         assert environment["TUNELOOP_CHECKPOINT_DIR"] == "s3://bucket/checkpoints"
         assert environment["AWS_ENDPOINT_URL"] == "http://minio:9000" and environment["AWS_ACCESS_KEY_ID"] == "tuneloop"
+
+
+def test_minio_override_puts_checkpoints_in_its_bucket():
+    import yaml
+
+    refused = compose_config("docker-compose.minio.yml", TUNELOOP_SECRET_KEY="s3cret")
+    assert refused.returncode != 0 and "MINIO_ROOT_PASSWORD" in refused.stderr
+    result = compose_config("docker-compose.minio.yml", TUNELOOP_SECRET_KEY="s3cret", MINIO_ROOT_PASSWORD="pa55word")
+    assert result.returncode == 0, result.stderr
+    services = yaml.safe_load(result.stdout)["services"]
+    assert "mc mb --ignore-existing store/tuneloop" in services["minio-bucket"]["command"][0]
+    assert services["minio-bucket"]["depends_on"]["minio"]["condition"] == "service_healthy"
+    for worker in ("worker-generate", "worker-train"):
+        environment = services[worker]["environment"]
+        assert environment["TUNELOOP_CHECKPOINT_DIR"] == "s3://tuneloop/checkpoints"
+        assert environment["AWS_ENDPOINT_URL"] == "http://minio:9000"
+        assert (environment["AWS_ACCESS_KEY_ID"], environment["AWS_SECRET_ACCESS_KEY"]) == ("tuneloop", "pa55word")
+        # The workers start once the bucket exists, and keep the base file's dependencies.
+        assert services[worker]["depends_on"]["minio-bucket"]["condition"] == "service_completed_successfully"
+        assert services[worker]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+        assert services[worker]["environment"]["TUNELOOP_DATABASE_URL"].startswith("postgresql+psycopg://")
 
 
 def test_generation_workers_scale():
