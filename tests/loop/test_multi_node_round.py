@@ -2,7 +2,9 @@
 worker is node 0 with one process, and `tuneloop train-node --node-rank 1`, with a TUNELOOP_VAR_DIR of
 its own, is node 1 with one more. Such a round trains as two processes of one machine do; a node
 agent killed mid-round fails its round cleanly and the next round publishes; a cancelled round ends
-the other node's ranks too; and a node that never comes fails the round once the rendezvous times out."""
+the other node's ranks too; a node that never comes fails the round once the rendezvous times out;
+and with checkpoints in an object store, where no job directory is shared, a PPO round's nodes load
+the base and the round's reward model from the store."""
 
 import os
 import signal
@@ -21,10 +23,13 @@ from app.models import Checkpoint, NodeJob, RoundMetric
 from app.rounds.lifecycle import cancel_round
 from tests.admin.conftest import train_queue  # noqa: F401  (a fixture)
 from tests.factories import rate_items
+from tests.loop.conftest import prompts_and_raters
 from tests.loop.test_distributed_round import finished, launch
+from tests.loop.test_object_store import cli
 from tests.services import wait_until
 from tests.training.conftest import job_processes
 from tests.training.test_distributed import assert_same_training
+from worker.training.checkpoint_io import read_metadata
 from worker.training.job import read_job
 from worker.training.launch import run_trainer
 
@@ -156,3 +161,29 @@ def test_a_node_that_never_joins_fails_the_round_when_the_rendezvous_times_out(
         f"{two_nodes['train_master']} within 5 s (TUNELOOP_TRAIN_RENDEZVOUS_TIMEOUT_SECONDS); is `tuneloop "
         "train-node` running on every other node, and the master's port reachable?")
     assert_nothing_published(db, loop_state, lonely)
+
+
+@pytest.mark.usefixtures("train_queue")
+def test_a_ppo_round_shares_its_reward_model_with_the_other_node_through_the_object_store(
+        db, s3_store, tiny_base_dir, start_worker, two_nodes, start_node, tmp_path):
+    registered = cli("checkpoint", "register", str(tiny_base_dir), "--name", "base")
+    assert registered.returncode == 0, registered.stderr
+    base = db.scalar(select(Checkpoint))
+    prompts_and_raters(db)
+    rate_items(db, preferred=64, checkpoint_id=base.id)
+    start_worker("train", beat=False, var_dir=str(tmp_path / "node-0"), **two_nodes)
+    _, var = start_node()
+
+    round_id = launch({"algorithm": "ppo", "policy_steps": 2, "reward_model_epochs": 1})
+    done = wait_until(lambda: finished(db, round_id), 300, "the round", interval=0.5)
+    assert done.status == "succeeded", (done.error, done.log)
+    assert done.report["nodes"] == 2 and done.report["policy"]["steps_run"] == 2
+    produced = db.get(Checkpoint, done.produced_checkpoint_id)
+    # Node 1 downloaded the base and the reward model node 0 put in the store into its own cache,
+    # and verified both; the policy's result it never held: rank 0, on node 0, saved it.
+    reward_model_hash = db.scalar(select(NodeJob.reward_model_hash).where(
+        NodeJob.round_id == round_id, NodeJob.reward_model_hash.is_not(None)))
+    cached = var / "checkpoint-cache" / "by-hash"
+    assert {p.name for p in cached.iterdir()} == {base.content_hash, reward_model_hash}
+    assert read_metadata(cached / reward_model_hash)["algorithm"] == "reward_model"
+    assert produced.content_hash not in {p.name for p in cached.iterdir()}
