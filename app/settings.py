@@ -62,8 +62,8 @@ class Settings(BaseSettings):
     # Gradient checkpointing: recompute activations in the backward pass instead of keeping them
     # (about a third more compute, activation memory of one layer). "auto": on above 300M parameters.
     train_gradient_checkpointing: Literal["auto", "on", "off"] = "auto"
-    # Processes a round trains on, on this machine: 1 trains in the worker's own process; more
-    # starts them with torchrun (worker/training/launch.py), one per GPU, or CPU processes over gloo.
+    # Processes a round trains on, on each machine: 1 on one machine trains in the worker's own process;
+    # otherwise torchrun starts them (worker/training/launch.py), one per GPU, or CPU processes over gloo.
     train_processes: int = Field(1, ge=1)
     # Machines a round trains on, each with train_processes processes. Above 1 the training worker is
     # node 0 of a torchrun rendezvous it holds at train_master (`host:port` of its machine, reachable
