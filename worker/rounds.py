@@ -60,19 +60,8 @@ from worker.gates import Gate, policy_gates, reward_model_gate
 from worker.rated import training_examples
 from worker.train_node import share_with_nodes, train_on_nodes
 from worker.training.checkpoint_io import read_metadata
-from worker.training.data import (
-    PreferencePair,
-    TrainingCancelled,
-    TrainResult,
-    UnaryExample,
-)
-from worker.training.devices import (
-    GIB,
-    DoesNotFit,
-    check_fits,
-    pick_device,
-    resolve_dtype,
-)
+from worker.training.data import PreferencePair, TrainingCancelled, TrainResult, UnaryExample
+from worker.training.devices import GIB, DoesNotFit, check_fits, pick_device, resolve_dtype
 from worker.training.dpo import DPOConfig
 from worker.training.launch import Rendezvous, run_trainer
 from worker.training.lora import is_adapter
