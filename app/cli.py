@@ -98,6 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
                                             "of workers started with --no-beat")
     beat.add_argument("--loglevel", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     beat.set_defaults(run=_beat)
+    train_node = commands.add_parser("train-node", help="on each machine but the training worker's, when rounds "
+                                                        "train on TUNELOOP_TRAIN_NODES machines: join their jobs")
+    train_node.add_argument("--node-rank", type=int, required=True,
+                            help="this machine's place, 1 to TUNELOOP_TRAIN_NODES - 1 (the training worker is 0)")
+    train_node.set_defaults(run=_train_node)
 
     checkpoint = commands.add_parser("checkpoint", help="checkpoints").add_subparsers(metavar="ACTION")
     register = checkpoint.add_parser("register", help="register a local Hugging Face causal LM directory "
@@ -269,6 +274,16 @@ def _beat(args) -> None:
     from worker.run import run_beat
 
     run_beat(loglevel=args.loglevel)
+
+
+def _train_node(args) -> None:
+    from app.errors import InvalidInput
+
+    if args.node_rank < 1:
+        raise InvalidInput("--node-rank must be 1 or more: node 0 is the training worker", field="node_rank")
+    from worker.train_node import serve
+
+    serve(args.node_rank)
 
 
 def _checkpoint_register(args) -> None:

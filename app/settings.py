@@ -62,9 +62,16 @@ class Settings(BaseSettings):
     # Gradient checkpointing: recompute activations in the backward pass instead of keeping them
     # (about a third more compute, activation memory of one layer). "auto": on above 300M parameters.
     train_gradient_checkpointing: Literal["auto", "on", "off"] = "auto"
-    # Processes a round trains on, on this machine: 1 trains in the worker's own process; more
-    # starts them with torchrun (worker/training/launch.py), one per GPU, or CPU processes over gloo.
+    # Processes a round trains on, on each machine: 1 on one machine trains in the worker's own process;
+    # otherwise torchrun starts them (worker/training/launch.py), one per GPU, or CPU processes over gloo.
     train_processes: int = Field(1, ge=1)
+    # Machines a round trains on, each with train_processes processes. Above 1 the training worker is
+    # node 0 of a torchrun rendezvous it holds at train_master (`host:port` of its machine, reachable
+    # from the others), and `tuneloop train-node --node-rank K` on each other machine joins its jobs
+    # (worker/train_node.py). A job that not every node joins within the timeout fails its round.
+    train_nodes: int = Field(1, ge=1)
+    train_master: str = ""
+    train_rendezvous_timeout_seconds: int = Field(300, ge=1)
     # A round needs at least this many decisive comparisons (a preferred answer, or two
     # different scores for one prompt) among the ratings it would use; fewer cannot fit
     # a reward model or a policy that generalises, and is refused at launch.
@@ -86,6 +93,14 @@ class Settings(BaseSettings):
     def _path_or_url(cls, value: Path | str) -> Path | str:
         """A URL stays a string: as a Path, `s3://bucket` would become `s3:/bucket`."""
         return str(value) if "://" in str(value) else Path(value)
+
+    @model_validator(mode="after")
+    def _master_for_several_nodes(self) -> "Settings":
+        host, _, port = self.train_master.rpartition(":")
+        if self.train_nodes > 1 and not (host and port.isdigit()):
+            raise ValueError("TUNELOOP_TRAIN_NODES above 1 needs TUNELOOP_TRAIN_MASTER: host:port of the "
+                             "training worker's machine, reachable from the other nodes")
+        return self
 
     @model_validator(mode="after")
     def _refuse_default_secret(self) -> "Settings":

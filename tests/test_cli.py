@@ -82,6 +82,8 @@ def test_bad_arguments_exit_2(home):
     assert tuneloop(home, "serve", "--port", "notaport").returncode == 2
     assert tuneloop(home, "serve", "--workers", "0").returncode == 2
     assert tuneloop(home, "prompts", "import", "missing.jsonl").returncode == 2
+    node_zero = tuneloop(home, "train-node", "--node-rank", "0")
+    assert node_zero.returncode == 2 and "node 0 is the training worker" in node_zero.stderr
 
 
 def test_serve_runs_a_process_per_core_except_on_sqlite():

@@ -25,6 +25,16 @@ def test_production_refuses_the_default_secret(monkeypatch):
     assert Settings().env == "production"
 
 
+def test_several_training_nodes_need_the_masters_address(monkeypatch):
+    monkeypatch.setenv("TUNELOOP_TRAIN_NODES", "2")
+    for master in ("", "10.0.0.5", "10.0.0.5:port"):
+        monkeypatch.setenv("TUNELOOP_TRAIN_MASTER", master)
+        with pytest.raises(ValidationError, match="TUNELOOP_TRAIN_NODES above 1 needs TUNELOOP_TRAIN_MASTER"):
+            Settings()
+    monkeypatch.setenv("TUNELOOP_TRAIN_MASTER", "10.0.0.5:29500")
+    assert Settings().train_master == "10.0.0.5:29500"
+
+
 def test_the_readme_lists_every_setting():
     """Operators configure by the README's table: a setting missing there does not exist for them."""
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()

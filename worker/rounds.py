@@ -7,7 +7,9 @@ UPDATE (so it never runs twice at once), beats a heartbeat while it trains
 publishes only if it still owns the round. A failed or cancelled round leaves
 the current checkpoint untouched and says why. With `TUNELOOP_TRAIN_PROCESSES`
 above 1 each trainer runs on that many processes under torchrun
-(worker.training.launch), which this process starts and watches.
+(worker.training.launch), which this process starts and watches; with
+`TUNELOOP_TRAIN_NODES` above 1, on that many machines, this one node 0
+(worker.train_node).
 
 What a round's result becomes depends on its gates (worker.gates) and on
 `TUNELOOP_PROMOTION`: a result that fails a gate is registered as rejected
@@ -56,11 +58,12 @@ from app.settings import get_settings
 from worker.checkpoint_models import model_ref
 from worker.gates import Gate, policy_gates, reward_model_gate
 from worker.rated import training_examples
+from worker.train_node import share_with_nodes, train_on_nodes
 from worker.training.checkpoint_io import read_metadata
 from worker.training.data import PreferencePair, TrainingCancelled, TrainResult, UnaryExample
 from worker.training.devices import GIB, DoesNotFit, check_fits, pick_device, resolve_dtype
 from worker.training.dpo import DPOConfig
-from worker.training.launch import run_trainer
+from worker.training.launch import Rendezvous, run_trainer
 from worker.training.lora import is_adapter
 from worker.training.ppo import PPOConfig
 from worker.training.reward_model import RewardModelConfig
@@ -230,8 +233,10 @@ def _train_and_publish(run: RoundRun) -> RoundStatus:
     dtype = resolve_dtype(app_settings.train_dtype, device)
     checkpointing = {"on": True, "off": False}.get(app_settings.train_gradient_checkpointing, large)
     processes = app_settings.train_processes
+    nodes = (Rendezvous(app_settings.train_nodes, app_settings.train_master,
+                        app_settings.train_rendezvous_timeout_seconds) if app_settings.train_nodes > 1 else None)
     report |= {"lora_r": lora_r, "device": device.type, "dtype": dtype, "gradient_checkpointing": checkpointing,
-               "processes": processes}
+               "processes": processes, "nodes": app_settings.train_nodes}
     if parameters is not None:  # safetensors: the size is known before loading anything
         limit = int(app_settings.train_memory_gib * GIB) or None
         needed = check_fits(parameters, ["reward_model", "ppo"] if settings.algorithm == "ppo" else ["dpo"],
@@ -240,18 +245,27 @@ def _train_and_publish(run: RoundRun) -> RoundStatus:
     gates: list[Gate] = []
     work = store.new_local_dir(f"rounds/{run.round_id}")
     out_dir = store.new_local_dir(f"round-{run.round_id}")
-    if processes > 1:
+    if nodes is not None:
+        run.log(f"training on {nodes.nodes} nodes x {processes} processes (torchrun; this worker is node 0, "
+                f"at {nodes.master}; logs under {work})")
+    elif processes > 1:
         run.log(f"training on {processes} processes (torchrun; logs under {work})")
+
+    def train(trainer: str, reward_model: tuple[str, str] | None = None, **arguments) -> TrainResult:
+        """A trainer's run: here, or on every node (the others load `reward_model` from the store)."""
+        if nodes is None:
+            return run_trainer(trainer, processes, work / f"{trainer}-job", should_stop=run.should_stop, **arguments)
+        return train_on_nodes(run.round_id, nodes, base_id, reward_model, trainer, processes, work / f"{trainer}-job",
+                              should_stop=run.should_stop, **arguments)
 
     if settings.algorithm == "ppo":
         rm_config = RewardModelConfig(seed=settings.seed, epochs=settings.reward_model_epochs,
                                       eval_fraction=HELD_OUT_SHARE, lora_r=lora_r, dtype=dtype,
                                       gradient_checkpointing=checkpointing)
         rm_steps = rm_config.epochs * rm_config.steps_per_epoch(len(comparisons))
-        reward = run_trainer("reward_model", processes, work / "reward_model-job", policy_dir=base_path,
-                             comparisons=comparisons, config=rm_config, out_dir=work / "reward_model",
-                             on_metrics=run.metrics_callback("reward_model", 0.0, 0.3, rm_steps),
-                             should_stop=run.should_stop, base=full, unary=thumbs)
+        reward = train("reward_model", policy_dir=base_path, comparisons=comparisons, config=rm_config,
+                       out_dir=work / "reward_model", base=full, unary=thumbs,
+                       on_metrics=run.metrics_callback("reward_model", 0.0, 0.3, rm_steps))
         run.log(f"reward model: {_summary(reward.metrics)}")
         report["reward_model"] = {"steps": int(reward.metrics["steps"]), "epochs": settings.reward_model_epochs,
                                   "train_comparisons": int(reward.metrics["train_pairs"]),
@@ -267,10 +281,11 @@ def _train_and_publish(run: RoundRun) -> RoundStatus:
                            gradient_checkpointing=checkpointing)
         random.Random(settings.seed).shuffle(train_prompts)
         planned = config.steps
-        result = run_trainer("ppo", processes, work / "ppo-job", policy_dir=base_path,
-                             reward_model_dir=reward.out_dir, prompts=train_prompts[:PPO_PROMPTS], config=config,
-                             out_dir=out_dir, on_metrics=run.metrics_callback("ppo", 0.3, 0.95, planned),
-                             should_stop=run.should_stop, watch=watch, base=full)
+        shared = share_with_nodes(store, reward.out_dir) if nodes is not None else None
+        result = train("ppo", shared, policy_dir=base_path,
+                       reward_model_dir=store.checkout(*shared) if shared else reward.out_dir,
+                       prompts=train_prompts[:PPO_PROMPTS], config=config, out_dir=out_dir,
+                       on_metrics=run.metrics_callback("ppo", 0.3, 0.95, planned), watch=watch, base=full)
         metrics = {f"reward_model/{k}": v for k, v in reward.metrics.items()}
     else:
         config = DPOConfig(seed=settings.seed, learning_rate=settings.learning_rate, beta=settings.kl_coef,
@@ -279,9 +294,8 @@ def _train_and_publish(run: RoundRun) -> RoundStatus:
         config.epochs = min(DPO_MAX_EPOCHS, math.ceil(settings.policy_steps / config.steps_per_epoch(len(decisive))))
         planned = config.planned_steps(len(decisive))
         watch.every = max(1, math.ceil(planned / CHECKS_PER_ROUND))
-        result = run_trainer("dpo", processes, work / "dpo-job", policy_dir=base_path, pairs=decisive,
-                             config=config, out_dir=out_dir, on_metrics=run.metrics_callback("dpo", 0.0, 0.95, planned),
-                             should_stop=run.should_stop, watch=watch, base=full)
+        result = train("dpo", policy_dir=base_path, pairs=decisive, config=config, out_dir=out_dir,
+                       on_metrics=run.metrics_callback("dpo", 0.0, 0.95, planned), watch=watch, base=full)
         metrics = {}
     run.log(f"{settings.algorithm}: {_summary(result.metrics)}")
     report["policy"] = {"steps_planned": planned, "steps_run": int(result.metrics["steps"]),

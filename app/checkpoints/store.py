@@ -105,9 +105,9 @@ class ObjectStore:
                                              or self.fs.exists(self._remote(candidate)))
 
     def publish(self, directory: Path) -> str:
-        """Upload a checkpoint written under `new_local_dir`; it then moves into this worker's
-        cache. Returns its path in the store."""
-        stored, digest = self._upload(directory)
+        """Upload a checkpoint written under `new_local_dir`, to the same path in the store (as a
+        directory store keeps it); it then moves into this worker's cache. Returns its path in the store."""
+        stored, digest = self._upload(directory, directory.relative_to(self.local_root).as_posix())
         cached = self.cache / digest
         self.cache.mkdir(parents=True, exist_ok=True)
         try:
@@ -118,7 +118,7 @@ class ObjectStore:
 
     def register(self, directory: Path, known_hash: str) -> tuple[str, str]:
         """Copy an operator's model directory into the store: its row's path and content hash."""
-        return self._upload(directory)
+        return self._upload(directory, directory.name)
 
     def checkout(self, path: str, known_hash: str) -> Path:
         """The verified local copy of the checkpoint at `path`, downloaded unless the cache holds
@@ -151,7 +151,7 @@ class ObjectStore:
                 removed.append(f"{self.url}/{name}")
         return removed
 
-    def _upload(self, directory: Path) -> tuple[str, str]:
+    def _upload(self, directory: Path, name: str) -> tuple[str, str]:
         files = sorted(p.relative_to(directory).as_posix() for p in directory.rglob("*") if p.is_file())
         manifest = {"content_hash": content_hash(directory),
                     "files": {name: {"size": (directory / name).stat().st_size, "sha256": _sha256(directory / name)}
@@ -159,7 +159,7 @@ class ObjectStore:
         staging = self._remote(f".{directory.name}{PARTIAL}{uuid.uuid4().hex[:8]}")
         try:
             self.fs.put([str(directory / name) for name in files], [f"{staging}/{name}" for name in files])
-            stored = unused_name(directory.name, lambda candidate: self.fs.exists(self._remote(candidate)))
+            stored = unused_name(name, lambda candidate: self.fs.exists(self._remote(candidate)))
             final = self._remote(stored)
             self.fs.copy([f"{staging}/{name}" for name in files], [f"{final}/{name}" for name in files])
             self.fs.pipe_file(f"{final}/{MANIFEST}", json.dumps(manifest, indent=2, sort_keys=True).encode())

@@ -4,6 +4,7 @@ from app.models.base import Base, utcnow
 from app.models.checkpoint import Checkpoint, CheckpointStatus
 from app.models.guideline import Guideline
 from app.models.item import Item, ItemKind, ItemPurpose, ItemResponse, Lease
+from app.models.node_job import NodeJob
 from app.models.pool_reservation import PoolReservation
 from app.models.prompt import Prompt
 from app.models.prompt_source import PromptSource, Selection
@@ -30,6 +31,7 @@ __all__ = [
     "ItemPurpose",
     "ItemResponse",
     "Lease",
+    "NodeJob",
     "PoolReservation",
     "Prompt",
     "PromptSource",

@@ -38,14 +38,23 @@ _ARGUMENT_TYPES = {cls.__name__: cls for cls in (PreferencePair, UnaryExample, M
                                                  RewardModelConfig, DPOConfig, PPOConfig)}
 
 
+def job_json(trainer: str, arguments: dict[str, Any]) -> str:
+    """The job as `job.json` holds it, and as node 0 hands it to the other nodes (worker.train_node)."""
+    return json.dumps({"trainer": trainer, "arguments": _encode(arguments)})
+
+
+def parse_job(text: str) -> tuple[str, dict[str, Any]]:
+    job = json.loads(text, object_hook=_decode)
+    return job["trainer"], job["arguments"]
+
+
 def write_job(job_dir: Path, trainer: str, arguments: dict[str, Any]) -> None:
     job_dir.mkdir(parents=True, exist_ok=True)
-    (job_dir / JOB).write_text(json.dumps({"trainer": trainer, "arguments": _encode(arguments)}))
+    (job_dir / JOB).write_text(job_json(trainer, arguments))
 
 
 def read_job(job_dir: Path) -> tuple[str, dict[str, Any]]:
-    job = json.loads((job_dir / JOB).read_text(), object_hook=_decode)
-    return job["trainer"], job["arguments"]
+    return parse_job((job_dir / JOB).read_text())
 
 
 def read_result(job_dir: Path) -> TrainResult:
