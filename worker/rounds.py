@@ -7,7 +7,9 @@ UPDATE (so it never runs twice at once), beats a heartbeat while it trains
 publishes only if it still owns the round. A failed or cancelled round leaves
 the current checkpoint untouched and says why. With `TUNELOOP_TRAIN_PROCESSES`
 above 1 each trainer runs on that many processes under torchrun
-(worker.training.launch), which this process starts and watches.
+(worker.training.launch), which this process starts and watches; they hold whole
+weights each (DDP) or shards of them (FSDP), as `TUNELOOP_TRAIN_SHARDING` and the
+memory estimate decide (worker.training.devices.check_fits).
 
 What a round's result becomes depends on its gates (worker.gates) and on
 `TUNELOOP_PROMOTION`: a result that fails a gate is registered as rejected
@@ -230,23 +232,26 @@ def _train_and_publish(run: RoundRun) -> RoundStatus:
     dtype = resolve_dtype(app_settings.train_dtype, device)
     checkpointing = {"on": True, "off": False}.get(app_settings.train_gradient_checkpointing, large)
     processes = app_settings.train_processes
+    # With safetensors the size is known before loading anything; an unknown size checks no memory
+    # (and "auto" sharding takes DDP).
+    fit = check_fits(parameters or 0, ["reward_model", "ppo"] if settings.algorithm == "ppo" else ["dpo"],
+                     lora_r > 0, device, int(app_settings.train_memory_gib * GIB) or None, processes,
+                     app_settings.train_sharding)
     report |= {"lora_r": lora_r, "device": device.type, "dtype": dtype, "gradient_checkpointing": checkpointing,
-               "processes": processes}
-    if parameters is not None:  # safetensors: the size is known before loading anything
-        limit = int(app_settings.train_memory_gib * GIB) or None
-        needed = check_fits(parameters, ["reward_model", "ppo"] if settings.algorithm == "ppo" else ["dpo"],
-                            lora_r > 0, device, limit, processes)
-        report["memory_estimate_gib"] = round(needed / GIB, 3)
+               "processes": processes, "sharded": fit.sharded}
+    if parameters is not None:
+        report["memory_estimate_gib"] = round(fit.needed / GIB, 3)
     gates: list[Gate] = []
     work = store.new_local_dir(f"rounds/{run.round_id}")
     out_dir = store.new_local_dir(f"round-{run.round_id}")
     if processes > 1:
-        run.log(f"training on {processes} processes (torchrun; logs under {work})")
+        run.log(f"training on {processes} processes (torchrun, {'FSDP' if fit.sharded else 'DDP'}; "
+                f"logs under {work})")
 
     if settings.algorithm == "ppo":
         rm_config = RewardModelConfig(seed=settings.seed, epochs=settings.reward_model_epochs,
                                       eval_fraction=HELD_OUT_SHARE, lora_r=lora_r, dtype=dtype,
-                                      gradient_checkpointing=checkpointing)
+                                      gradient_checkpointing=checkpointing, sharded=fit.sharded)
         rm_steps = rm_config.epochs * rm_config.steps_per_epoch(len(comparisons))
         reward = run_trainer("reward_model", processes, work / "reward_model-job", policy_dir=base_path,
                              comparisons=comparisons, config=rm_config, out_dir=work / "reward_model",
@@ -275,7 +280,7 @@ def _train_and_publish(run: RoundRun) -> RoundStatus:
     else:
         config = DPOConfig(seed=settings.seed, learning_rate=settings.learning_rate, beta=settings.kl_coef,
                            eval_fraction=HELD_OUT_SHARE, max_steps=settings.policy_steps, lora_r=lora_r,
-                           dtype=dtype, gradient_checkpointing=checkpointing)
+                           dtype=dtype, gradient_checkpointing=checkpointing, sharded=fit.sharded)
         config.epochs = min(DPO_MAX_EPOCHS, math.ceil(settings.policy_steps / config.steps_per_epoch(len(decisive))))
         planned = config.planned_steps(len(decisive))
         watch.every = max(1, math.ceil(planned / CHECKS_PER_ROUND))
