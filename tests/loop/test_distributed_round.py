@@ -1,6 +1,7 @@
-"""Rounds on two processes (TUNELOOP_TRAIN_PROCESSES=2: torchrun, DDP over gloo) through a real
+"""Rounds on two processes (TUNELOOP_TRAIN_PROCESSES=2: torchrun over gloo) through a real
 Celery worker: a rank killed mid-training fails its round and changes nothing; the next round
-publishes."""
+publishes; with TUNELOOP_TRAIN_SHARDING=fsdp a DPO round trains sharded and publishes, and a
+PPO round is refused at its start."""
 
 import os
 import signal
@@ -63,3 +64,22 @@ def test_a_dead_rank_fails_its_round_cleanly_and_the_next_round_publishes(db, lo
     steps = db.scalars(select(RoundMetric.step).where(RoundMetric.round_id == published, RoundMetric.name == "loss")
                        .order_by(RoundMetric.step)).all()
     assert steps == [1, 2, 3, 4]  # rank 0's metrics, relayed by the worker
+
+
+@pytest.mark.usefixtures("train_queue")
+def test_a_sharded_round_publishes_and_ppo_refuses_to_shard(db, loop_state, start_worker):
+    rate_items(db, preferred=64, checkpoint_id=loop_state["base_id"])
+    start_worker("train", beat=False, train_processes=2, train_sharding="fsdp", promotion="immediate")
+
+    ppo = launch({"algorithm": "ppo", "policy_steps": 4})
+    refused = wait_until(lambda: finished(db, ppo), 60, "the PPO round to end", interval=0.5)
+    assert refused.status == "failed" and refused.error.startswith("ppo cannot train sharded (FSDP)"), refused.error
+
+    dpo = launch({"algorithm": "dpo", "policy_steps": 4})
+    done = wait_until(lambda: finished(db, dpo), 180, "the DPO round", interval=0.5)
+    assert done.status == "succeeded", (done.error, done.log)
+    assert done.report["sharded"] and done.report["policy"]["steps_run"] == 4
+    assert "training on 2 processes (torchrun, FSDP;" in done.log
+    checkpoint = db.get(Checkpoint, done.produced_checkpoint_id)
+    assert checkpoint.status == "current" and checkpoint.parent_id == loop_state["base_id"]
+    verify_checkpoint(loop_state["store"] / checkpoint.path)
