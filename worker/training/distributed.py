@@ -38,6 +38,8 @@ from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 from torch.distributed.tensor import DTensor
 from torch.nn.parallel import DistributedDataParallel
 
+from worker.training.lora import unwrap_model
+
 T = TypeVar("T")
 
 
@@ -119,7 +121,7 @@ class Ranks:
         layers = set(model._no_split_modules or ())  # transformers' names for its decoder layer classes
         for module in [m for m in model.modules() if type(m).__name__ in layers]:
             fully_shard(module, mesh=mesh, mp_policy=precision)
-        inner = model.get_base_model() if hasattr(model, "get_base_model") else model  # under a LoRA adapter
+        inner = unwrap_model(model)
         head = getattr(inner, "score", None)
         for unit in [inner.base_model, head] if head is not None else [model]:
             fully_shard(unit, mesh=mesh, mp_policy=precision)

@@ -18,6 +18,10 @@ With a watch (worker.training.watch) the policy is checked on held-out
 prompts every few iterations, and at once when a rollout's KL passes the
 budget; it stops when the KL or degeneration leave their limits, and the last
 good weights are the ones saved.
+
+On several processes PPO trains with DDP only: every rank holds the policy, the
+reference, the value model and the reward scorer whole (worker.training.devices
+refuses FSDP for it).
 """
 
 import copy
