@@ -109,11 +109,11 @@ class Ranks:
         return self.from_main(value) if self.sharded else value
 
     def place(self, model: nn.Module, device: torch.device) -> nn.Module:
-        """`model` on `device`: whole, or under FSDP this rank's shard of it. It is sharded in units
-        that each gather their weights for a forward pass and free them after: every decoder layer,
-        then what the trainers call: a sequence classifier's body and head, which
-        worker.training.reward_model calls apart, and any other model whole. Gradients are
-        reduced in float32."""
+        """`model` on `device`: whole, or under FSDP this rank's shard of it, in units that each
+        gather their weights for a forward pass and free them after it: every decoder layer, then
+        each part the trainers call (a sequence classifier's body and head, which
+        worker.training.reward_model calls apart; any other model whole). Gradients are reduced
+        in float32."""
         if not self.sharded:
             return model.to(device)
         mesh = init_device_mesh(device.type, (self.world,))
