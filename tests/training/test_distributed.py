@@ -139,10 +139,11 @@ def test_fsdp_fits_the_reward_model_one_process_fits(tmp_path, tiny_base_model, 
     assert_same_reward_model(runs, tiny_base_model)
 
 
-@pytest.mark.parametrize("lora_r", [0, 4])
-def test_fsdp_runs_watched_dpo_as_one_process_does(tmp_path, tiny_base_model, colour_pairs, lora_r):
+# LoRA with gradient checkpointing, as rounds train models large enough to need sharding.
+@pytest.mark.parametrize(("lora_r", "checkpointing"), [(0, False), (4, True)])
+def test_fsdp_runs_watched_dpo_as_one_process_does(tmp_path, tiny_base_model, colour_pairs, lora_r, checkpointing):
     config = DPOConfig(epochs=1, batch_size=16, learning_rate=3e-4, eval_fraction=0.2, lora_r=lora_r,
-                       sharded=True)
+                       gradient_checkpointing=checkpointing, sharded=True)
     runs = run_both("dpo", tmp_path, policy_dir=tiny_base_model, pairs=colour_pairs, config=config, watch=WATCH)
     assert_same_watched_dpo(runs, tiny_base_model)  # every rank watched, in lockstep
 
