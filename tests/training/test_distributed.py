@@ -189,6 +189,20 @@ def test_two_processes_run_ppo_as_one_process_does(tmp_path, tiny_base_model, co
     assert [m["response_length"] for _, m in two_steps] == [m["response_length"] for _, m in one_steps]
 
 
+def test_fsdp_runs_watched_ppo_as_one_process_does(tmp_path, tiny_base_model, colour_pairs):
+    reward_model = fit_reward_model(tiny_base_model, colour_pairs, RewardModelConfig(epochs=1, batch_size=16),
+                                    tmp_path / "reward-model").out_dir
+    config = PPOConfig(steps=3, rollout_batch_size=16, minibatch_size=8, ppo_epochs=2, max_new_tokens=16,
+                       learning_rate=3e-5, sharded=True)
+    runs = run_both("ppo", tmp_path, policy_dir=tiny_base_model, reward_model_dir=reward_model,
+                    prompts=[p.text for p in builtin_prompts()[:40]], config=config, watch=WATCH)
+    assert_same_training(runs, tiny_base_model)
+    (one, _, one_steps), (two, _, two_steps) = runs
+    assert [m["response_length"] for _, m in two_steps] == [m["response_length"] for _, m in one_steps]
+    assert two.report["kept_step"] == one.report["kept_step"] > 0
+    assert two.report["kl"] == pytest.approx(one.report["kl"], abs=1e-3)
+
+
 def test_a_cancelled_job_stops_every_rank_and_leaves_nothing(tmp_path, tiny_base_model, colour_pairs):
     job, steps = tmp_path / "job", []
     with pytest.raises(TrainingCancelled):

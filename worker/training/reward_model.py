@@ -26,7 +26,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreT
 from worker.training.checkpoint_io import read_metadata
 from worker.training.data import PreferencePair, TrainingCancelled, TrainResult, UnaryExample, steps_per_epoch
 from worker.training.devices import autocast_for, pick_device, prepare_for_training
-from worker.training.distributed import current_ranks
+from worker.training.distributed import Ranks, current_ranks
 from worker.training.kernels import adamw, use_fused_activations
 from worker.training.lora import (
     ModelRef,
@@ -286,14 +286,14 @@ def token_scores(model: PreTrainedModel, input_ids: torch.Tensor, attention_mask
 
 
 class RewardScorer:
-    """A saved reward model that scores text, normalised to mean 0 / std 1."""
+    """A saved reward model that scores text, normalised to mean 0 / std 1; held as `ranks`
+    hold models (sharded under FSDP: every rank then scores the same texts in lockstep)."""
 
-    def __init__(self, directory: Path, device: str = "auto", base: ModelRef | None = None):
+    def __init__(self, directory: Path, device: str = "auto", base: ModelRef | None = None, ranks: Ranks = Ranks()):
         self.device = pick_device(device)
         self.tokenizer = AutoTokenizer.from_pretrained(directory)
         ensure_pad_token(self.tokenizer)
-        self.model = use_fused_activations(
-            load_sequence_classifier(directory, base)).to(self.device).eval()
+        self.model = ranks.place(use_fused_activations(load_sequence_classifier(directory, base)).eval(), self.device)
         normalisation = read_metadata(directory).get("reward_normalisation", {"mean": 0.0, "std": 1.0})
         self.mean, self.std = normalisation["mean"], normalisation["std"]
 
