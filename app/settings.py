@@ -66,8 +66,8 @@ class Settings(BaseSettings):
     # starts them with torchrun (worker/training/launch.py), one per GPU, or CPU processes over gloo.
     train_processes: int = Field(1, ge=1)
     # How those processes hold the models (worker/training/distributed.py): "ddp", each whole;
-    # "fsdp", each 1/N of every weight (DPO and the reward model; PPO refuses); "auto", DDP when the
-    # memory estimate fits a device whole, FSDP when it fits only sharded.
+    # "fsdp", each 1/N of every weight; "auto", DDP when the memory estimate fits a device whole,
+    # FSDP when it fits only sharded.
     train_sharding: Literal["auto", "ddp", "fsdp"] = "auto"
     # A round needs at least this many decisive comparisons (a preferred answer, or two
     # different scores for one prompt) among the ratings it would use; fewer cannot fit

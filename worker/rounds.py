@@ -269,7 +269,7 @@ def _train_and_publish(run: RoundRun) -> RoundStatus:
         watch.every = max(1, math.ceil(settings.policy_steps / CHECKS_PER_ROUND))
         config = PPOConfig(seed=settings.seed, steps=settings.policy_steps, lora_r=lora_r, dtype=dtype,
                            learning_rate=settings.learning_rate, kl_coef=settings.kl_coef,
-                           gradient_checkpointing=checkpointing)
+                           gradient_checkpointing=checkpointing, sharded=fit.sharded)
         random.Random(settings.seed).shuffle(train_prompts)
         planned = config.steps
         result = run_trainer("ppo", processes, work / "ppo-job", policy_dir=base_path,

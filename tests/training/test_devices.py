@@ -46,13 +46,6 @@ def test_auto_shards_what_fits_only_sharded(monkeypatch):
     assert fit.sharded and fit.needed == 16 * 1_000_000_000
 
 
-def test_ppo_does_not_shard():
-    cpu = torch.device("cpu")
-    with pytest.raises(DoesNotFit, match="ppo cannot train sharded"):
-        check_fits(1_000_000, ["reward_model", "ppo"], lora=True, device=cpu, processes=2, sharding="fsdp")
-    fit = check_fits(1_000_000, ["reward_model", "ppo"], lora=True, device=cpu, processes=2, limit_bytes=GIB)
-    assert not fit.sharded
-
 
 @pytest.mark.parametrize("lora_r", [0, 4])
 def test_gradient_checkpointing_recomputes_each_layer_and_trains_the_same(tmp_path, tiny_base_model, colour_pairs,

@@ -12,8 +12,7 @@ does not clear it fails at once instead of after loading.
 
 On several processes, DDP has every process hold all of that; FSDP
 (worker.training.distributed) has each hold 1/N of it, so a model that fits only
-across N GPUs trains sharded. PPO trains with DDP only: its rollouts, reference,
-value model and reward scorer are not sharded.
+across N GPUs trains sharded.
 """
 
 import contextlib
@@ -25,7 +24,6 @@ import torch
 GIB = 1024**3
 # Bytes per parameter a round keeps, by trainer: (full weights, LoRA).
 BYTES_PER_PARAMETER = {"reward_model": (16, 4), "dpo": (20, 4), "ppo": (40, 12)}
-SHARDABLE = {"reward_model", "dpo"}  # the trainers that train with FSDP
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -70,7 +68,7 @@ def memory_needed(parameters: int, trainers: list[str], lora: bool) -> int:
 
 
 class DoesNotFit(Exception):
-    """A round's memory estimate exceeds what the device has, or the round cannot train as asked."""
+    """A round's memory estimate exceeds what the device has."""
 
 
 @dataclass(frozen=True)
@@ -93,10 +91,6 @@ def check_fits(parameters: int, trainers: list[str], lora: bool, device: torch.d
         raise ValueError(f"unknown sharding {sharding!r}; use 'auto', 'ddp' or 'fsdp'")
     if device.type == "cuda" and processes > torch.cuda.device_count():
         raise DoesNotFit(f"{processes} training processes need a GPU each and there are {torch.cuda.device_count()}")
-    shardable = set(trainers) <= SHARDABLE
-    if sharding == "fsdp" and processes > 1 and not shardable:
-        raise DoesNotFit(f"{', '.join(sorted(set(trainers) - SHARDABLE))} cannot train sharded (FSDP): "
-                         "only DPO and the reward model do; use DDP or LoRA")
     whole = memory_needed(parameters, trainers, lora)
 
     def on_each_device(sharded: bool) -> int:
@@ -104,14 +98,14 @@ def check_fits(parameters: int, trainers: list[str], lora: bool, device: torch.d
             return whole if sharded else whole * processes
         return -(-whole // processes) if sharded else whole
 
-    options = {"ddp": [False], "fsdp": [True], "auto": [False, True] if shardable else [False]}[sharding]
+    options = {"ddp": [False], "fsdp": [True], "auto": [False, True]}[sharding]
     there = available_bytes(device) if limit_bytes is None else limit_bytes
     for sharded in [option and processes > 1 for option in options]:
         needed = on_each_device(sharded)
         if needed <= there:
             return Fit(needed, sharded)
     hints = ["use LoRA (lora_r)"] if not lora else []
-    if shardable and not sharded and (device.type == "cuda" or processes > 1):
+    if not sharded and (device.type == "cuda" or processes > 1):
         hints.append("shard the weights across processes (FSDP)")
     elif sharded and device.type == "cuda":
         hints.append("shard them across more GPUs")
