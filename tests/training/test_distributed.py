@@ -76,7 +76,7 @@ def assert_same_training(runs: list[tuple], start: Path) -> None:
         assert a["loss"] == pytest.approx(b["loss"], abs=LOSS_TOLERANCE)
     parent = load_file(start / "model.safetensors")
     apart = math.sqrt(sum(((one[k] - two[k]).double() ** 2).sum().item() for k in one))
-    # An adapter's B matrices start at zero: their size is how far training moved them.
+    # Of the tensors the parent lacks (an adapter's), the B matrices start at zero: their size is how far they moved.
     moved = math.sqrt(sum(((one[k] - parent[k]).double() ** 2).sum().item() if k in parent
                           else (one[k].double() ** 2).sum().item() * ("lora_B" in k) for k in one))
     print(f"{apart / moved:.2e} of the distance moved apart; losses within "
