@@ -72,6 +72,10 @@ class Settings(BaseSettings):
     train_nodes: int = Field(1, ge=1)
     train_master: str = ""
     train_rendezvous_timeout_seconds: int = Field(300, ge=1)
+    # How those processes hold the models (worker/training/distributed.py): "ddp", each whole;
+    # "fsdp", each 1/N of every weight; "auto", DDP when the memory estimate fits a device whole,
+    # FSDP when it fits only sharded.
+    train_sharding: Literal["auto", "ddp", "fsdp"] = "auto"
     # A round needs at least this many decisive comparisons (a preferred answer, or two
     # different scores for one prompt) among the ratings it would use; fewer cannot fit
     # a reward model or a policy that generalises, and is refused at launch.

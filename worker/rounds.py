@@ -9,7 +9,9 @@ the current checkpoint untouched and says why. With `TUNELOOP_TRAIN_PROCESSES`
 above 1 each trainer runs on that many processes under torchrun
 (worker.training.launch), which this process starts and watches; with
 `TUNELOOP_TRAIN_NODES` above 1, on that many machines, this one node 0
-(worker.train_node).
+(worker.train_node). The processes hold whole weights each (DDP) or shards of
+them (FSDP), as `TUNELOOP_TRAIN_SHARDING` and the memory estimate decide
+(worker.training.devices.check_fits).
 
 What a round's result becomes depends on its gates (worker.gates) and on
 `TUNELOOP_PROMOTION`: a result that fails a gate is registered as rejected
@@ -235,21 +237,24 @@ def _train_and_publish(run: RoundRun) -> RoundStatus:
     processes = app_settings.train_processes
     nodes = (Rendezvous(app_settings.train_nodes, app_settings.train_master,
                         app_settings.train_rendezvous_timeout_seconds) if app_settings.train_nodes > 1 else None)
+    # With safetensors the size is known before loading anything; an unknown size checks no memory
+    # (and "auto" sharding takes DDP).
+    fit = check_fits(parameters or 0, ["reward_model", "ppo"] if settings.algorithm == "ppo" else ["dpo"],
+                     lora_r > 0, device, int(app_settings.train_memory_gib * GIB) or None, processes,
+                     app_settings.train_sharding, app_settings.train_nodes)
     report |= {"lora_r": lora_r, "device": device.type, "dtype": dtype, "gradient_checkpointing": checkpointing,
-               "processes": processes, "nodes": app_settings.train_nodes}
-    if parameters is not None:  # safetensors: the size is known before loading anything
-        limit = int(app_settings.train_memory_gib * GIB) or None
-        needed = check_fits(parameters, ["reward_model", "ppo"] if settings.algorithm == "ppo" else ["dpo"],
-                            lora_r > 0, device, limit, processes)
-        report["memory_estimate_gib"] = round(needed / GIB, 3)
+               "processes": processes, "nodes": app_settings.train_nodes, "sharded": fit.sharded}
+    if parameters is not None:
+        report["memory_estimate_gib"] = round(fit.needed / GIB, 3)
     gates: list[Gate] = []
     work = store.new_local_dir(f"rounds/{run.round_id}")
     out_dir = store.new_local_dir(f"round-{run.round_id}")
+    parallel = "FSDP" if fit.sharded else "DDP"
     if nodes is not None:
-        run.log(f"training on {nodes.nodes} nodes x {processes} processes (torchrun; this worker is node 0, "
-                f"at {nodes.master}; logs under {work})")
+        run.log(f"training on {nodes.nodes} nodes x {processes} processes (torchrun, {parallel}; this worker is "
+                f"node 0, at {nodes.master}; logs under {work})")
     elif processes > 1:
-        run.log(f"training on {processes} processes (torchrun; logs under {work})")
+        run.log(f"training on {processes} processes (torchrun, {parallel}; logs under {work})")
 
     def train(trainer: str, reward_model: tuple[str, str] | None = None, **arguments) -> TrainResult:
         """A trainer's run: here, or on every node (the others load `reward_model` from the store)."""
@@ -261,7 +266,7 @@ def _train_and_publish(run: RoundRun) -> RoundStatus:
     if settings.algorithm == "ppo":
         rm_config = RewardModelConfig(seed=settings.seed, epochs=settings.reward_model_epochs,
                                       eval_fraction=HELD_OUT_SHARE, lora_r=lora_r, dtype=dtype,
-                                      gradient_checkpointing=checkpointing)
+                                      gradient_checkpointing=checkpointing, sharded=fit.sharded)
         rm_steps = rm_config.epochs * rm_config.steps_per_epoch(len(comparisons))
         reward = train("reward_model", policy_dir=base_path, comparisons=comparisons, config=rm_config,
                        out_dir=work / "reward_model", base=full, unary=thumbs,
@@ -278,7 +283,7 @@ def _train_and_publish(run: RoundRun) -> RoundStatus:
         watch.every = max(1, math.ceil(settings.policy_steps / CHECKS_PER_ROUND))
         config = PPOConfig(seed=settings.seed, steps=settings.policy_steps, lora_r=lora_r, dtype=dtype,
                            learning_rate=settings.learning_rate, kl_coef=settings.kl_coef,
-                           gradient_checkpointing=checkpointing)
+                           gradient_checkpointing=checkpointing, sharded=fit.sharded)
         random.Random(settings.seed).shuffle(train_prompts)
         planned = config.steps
         shared = share_with_nodes(store, reward.out_dir) if nodes is not None else None
@@ -290,7 +295,7 @@ def _train_and_publish(run: RoundRun) -> RoundStatus:
     else:
         config = DPOConfig(seed=settings.seed, learning_rate=settings.learning_rate, beta=settings.kl_coef,
                            eval_fraction=HELD_OUT_SHARE, max_steps=settings.policy_steps, lora_r=lora_r,
-                           dtype=dtype, gradient_checkpointing=checkpointing)
+                           dtype=dtype, gradient_checkpointing=checkpointing, sharded=fit.sharded)
         config.epochs = min(DPO_MAX_EPOCHS, math.ceil(settings.policy_steps / config.steps_per_epoch(len(decisive))))
         planned = config.planned_steps(len(decisive))
         watch.every = max(1, math.ceil(planned / CHECKS_PER_ROUND))

@@ -1,6 +1,7 @@
-"""Rounds on two processes (TUNELOOP_TRAIN_PROCESSES=2: torchrun, DDP over gloo) through a real
+"""Rounds on two processes (TUNELOOP_TRAIN_PROCESSES=2: torchrun over gloo) through a real
 Celery worker: a rank killed mid-training fails its round and changes nothing; the next round
-publishes."""
+publishes; with TUNELOOP_TRAIN_SHARDING=fsdp DPO and PPO rounds (a reward model, then PPO)
+train sharded and publish."""
 
 import os
 import signal
@@ -63,3 +64,19 @@ def test_a_dead_rank_fails_its_round_cleanly_and_the_next_round_publishes(db, lo
     steps = db.scalars(select(RoundMetric.step).where(RoundMetric.round_id == published, RoundMetric.name == "loss")
                        .order_by(RoundMetric.step)).all()
     assert steps == [1, 2, 3, 4]  # rank 0's metrics, relayed by the worker
+
+
+@pytest.mark.usefixtures("train_queue")
+@pytest.mark.parametrize("algorithm", ["dpo", "ppo"])
+def test_a_sharded_round_publishes(db, loop_state, start_worker, algorithm):
+    rate_items(db, preferred=64, checkpoint_id=loop_state["base_id"])
+    start_worker("train", beat=False, train_processes=2, train_sharding="fsdp", promotion="immediate")
+
+    round_id = launch({"algorithm": algorithm, "policy_steps": 3})
+    done = wait_until(lambda: finished(db, round_id), 180, "the round", interval=0.5)
+    assert done.status == "succeeded", (done.error, done.log)
+    assert done.report["sharded"] and done.report["policy"]["steps_run"] == 3
+    assert "training on 2 processes (torchrun, FSDP;" in done.log
+    checkpoint = db.get(Checkpoint, done.produced_checkpoint_id)
+    assert checkpoint.status == "current" and checkpoint.parent_id == loop_state["base_id"]
+    verify_checkpoint(loop_state["store"] / checkpoint.path)

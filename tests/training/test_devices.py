@@ -23,7 +23,34 @@ def test_a_round_that_cannot_fit_says_what_it_needs_and_what_there_is():
     with pytest.raises(DoesNotFit, match=r"needs about 130\.4 GiB on cpu \(7000M parameters, full weights, dpo\) "
                                          r"and there are 24\.0 GiB: use LoRA"):
         check_fits(7_000_000_000, ["dpo"], lora=False, device=torch.device("cpu"), limit_bytes=24 * GIB)
-    assert check_fits(7_000_000_000, ["dpo"], lora=True, device=torch.device("cpu"), limit_bytes=40 * GIB) > 0
+    assert check_fits(7_000_000_000, ["dpo"], lora=True, device=torch.device("cpu"), limit_bytes=40 * GIB).needed > 0
+
+
+def test_auto_shards_what_fits_only_sharded(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 8)
+    gpu, seventy_b = torch.device("cuda"), 70_000_000_000
+    # DPO with LoRA on a 70B base: 280 GB whole, 35 GB a GPU sharded across 8.
+    fit = check_fits(seventy_b, ["dpo"], lora=True, device=gpu, limit_bytes=80 * GIB, processes=8)
+    assert fit.sharded and fit.needed == 4 * seventy_b // 8
+    # What fits whole trains with DDP; one process shards nothing.
+    assert not check_fits(1_000_000_000, ["dpo"], lora=False, device=gpu, limit_bytes=80 * GIB, processes=8).sharded
+    assert not check_fits(1_000_000, ["dpo"], lora=False, device=gpu, limit_bytes=80 * GIB, sharding="fsdp").sharded
+    with pytest.raises(DoesNotFit, match=r"and there are 80\.0 GiB: shard the weights across processes \(FSDP\)"):
+        check_fits(seventy_b, ["dpo"], lora=True, device=gpu, limit_bytes=80 * GIB, processes=8, sharding="ddp")
+    with pytest.raises(DoesNotFit, match=r"full weights, dpo, 8 processes, sharded\) .* use LoRA \(lora_r\), "
+                                         r"shard them across more GPUs"):
+        check_fits(seventy_b, ["dpo"], lora=False, device=gpu, limit_bytes=80 * GIB, processes=8)
+    # PPO with LoRA on a 70B base (840 GB) fits no one machine of 8 80 GB GPUs; 2 such machines shard it to 52 GB.
+    ppo = ["reward_model", "ppo"]
+    with pytest.raises(DoesNotFit):
+        check_fits(seventy_b, ppo, lora=True, device=gpu, limit_bytes=80 * GIB, processes=8)
+    fit = check_fits(seventy_b, ppo, lora=True, device=gpu, limit_bytes=80 * GIB, processes=8, nodes=2)
+    assert fit.sharded and fit.needed == -(-memory_needed(seventy_b, ppo, True) // 16)
+    # CPU processes share one memory: DDP's copies add up, FSDP's shards make one.
+    cpu = torch.device("cpu")
+    fit = check_fits(1_000_000_000, ["reward_model"], lora=False, device=cpu, limit_bytes=20 * GIB, processes=2)
+    assert fit.sharded and fit.needed == 16 * 1_000_000_000
+
 
 
 @pytest.mark.parametrize("lora_r", [0, 4])

@@ -9,10 +9,15 @@ reward scorer). With LoRA the base is shared and frozen: about 4 P per model
 loaded, adapters being a small fraction. Activations are left out (they scale
 with the batch, not the model): the estimate is a floor, and a round that
 does not clear it fails at once instead of after loading.
+
+On several processes, DDP has every process hold all of that; FSDP
+(worker.training.distributed) has each hold 1/N of it, so a model that fits only
+across N GPUs trains sharded.
 """
 
 import contextlib
 import os
+from dataclasses import dataclass
 
 import torch
 
@@ -66,23 +71,52 @@ class DoesNotFit(Exception):
     """A round's memory estimate exceeds what the device has."""
 
 
+@dataclass(frozen=True)
+class Fit:
+    needed: int  # bytes of the estimate, on each device (the machine's one memory for CPU processes)
+    sharded: bool  # whether the round trains with FSDP
+
+
 def check_fits(parameters: int, trainers: list[str], lora: bool, device: torch.device,
-               limit_bytes: int | None = None, processes: int = 1) -> int:
-    """Raise DoesNotFit with the numbers when the estimate exceeds the device's free memory (or
-    the operator's limit), or when `processes` (one a GPU) outnumber the GPUs; return the estimate.
-    Processes on the CPU each hold a copy in the machine's one memory."""
+               limit_bytes: int | None = None, processes: int = 1, sharding: str = "auto", nodes: int = 1) -> Fit:
+    """How a round trains on `processes` processes (one a GPU) on each of `nodes` machines, and its
+    estimate for one device (or one machine's memory, on CPUs); raise DoesNotFit with the numbers
+    when that exceeds the device's free memory (or the operator's limit), or when the processes
+    outnumber the GPUs.
+
+    `sharding`: "ddp" (every process holds whole weights), "fsdp" (each of the N = nodes x
+    processes holds 1/N of them) or "auto": DDP when whole weights fit each device, else FSDP.
+    One process shards nothing. Processes on the CPU share their machine's one memory: DDP's
+    copies add up there, FSDP's shards to the machine's share of one copy."""
+    if sharding not in ("auto", "ddp", "fsdp"):
+        raise ValueError(f"unknown sharding {sharding!r}; use 'auto', 'ddp' or 'fsdp'")
     if device.type == "cuda" and processes > torch.cuda.device_count():
         raise DoesNotFit(f"{processes} training processes need a GPU each and there are {torch.cuda.device_count()}")
-    copies = processes if device.type == "cpu" else 1
-    needed = memory_needed(parameters, trainers, lora) * copies
+    whole = memory_needed(parameters, trainers, lora)
+
+    def on_each_device(sharded: bool) -> int:
+        if device.type == "cpu":
+            return -(-whole // nodes) if sharded else whole * processes
+        return -(-whole // (processes * nodes)) if sharded else whole
+
+    options = {"ddp": [False], "fsdp": [True], "auto": [False, True]}[sharding]
     there = available_bytes(device) if limit_bytes is None else limit_bytes
-    if needed > there:
-        raise DoesNotFit(
-            f"this round needs about {needed / GIB:.1f} GiB on {device.type} ({parameters / 1e6:.0f}M parameters, "
-            f"{'LoRA' if lora else 'full weights'}, {', '.join(trainers)}"
-            + (f", {copies} processes" if copies > 1 else "") + f") and there are {there / GIB:.1f} GiB: "
-            + ("use LoRA (lora_r), " if not lora else "") + "a smaller model, or a device with more memory")
-    return needed
+    for sharded in [option and processes * nodes > 1 for option in options]:
+        needed = on_each_device(sharded)
+        if needed <= there:
+            return Fit(needed, sharded)
+    hints = ["use LoRA (lora_r)"] if not lora else []
+    if not sharded and (device.type == "cuda" or processes * nodes > 1):
+        hints.append("shard the weights across processes (FSDP)")
+    elif sharded and device.type == "cuda":
+        hints.append("shard them across more GPUs")
+    raise DoesNotFit(
+        f"this round needs about {needed / GIB:.1f} GiB on {device.type} ({parameters / 1e6:.0f}M parameters, "
+        f"{'LoRA' if lora else 'full weights'}, {', '.join(trainers)}"
+        + (f", {nodes} nodes" if nodes > 1 else "")
+        + (f", {processes} processes{', sharded' if sharded else ''}" if processes * nodes > 1 else "")
+        + f") and there are {there / GIB:.1f} GiB: "
+        + ", ".join(hints + ["a smaller model, or a device with more memory"]))
 
 
 def prepare_for_training(model: torch.nn.Module, gradient_checkpointing: bool) -> torch.nn.Module:

@@ -59,6 +59,7 @@ class DPOConfig:
     lora_r: int = 0
     lora_alpha: int = 16
     gradient_checkpointing: bool = False  # recompute activations in the backward pass (devices.py)
+    sharded: bool = False  # on several processes, FSDP instead of DDP (worker.training.distributed)
     device: str = "auto"
     dtype: str = "float32"
 
@@ -87,10 +88,19 @@ def run_dpo(
     random.seed(config.seed)
     torch.manual_seed(config.seed)
     device = pick_device(config.device)
+    ranks = current_ranks(config.sharded)
     tokenizer = AutoTokenizer.from_pretrained(policy_dir)
     ensure_pad_token(tokenizer)
-    policy = load_policy_for_training(policy_dir, base, config.lora_r, config.lora_alpha, use_fused_activations)
-    prepare_for_training(policy.to(device), config.gradient_checkpointing)
+    policy = prepare_for_training(
+        load_policy_for_training(policy_dir, base, config.lora_r, config.lora_alpha, use_fused_activations),
+        config.gradient_checkpointing)
+    # The watch's parent for the KL: the adapter switched off under LoRA, else a frozen copy, held
+    # as the policy is (sharded under FSDP) by every rank that runs the watch.
+    reference = None
+    if watch is not None and ranks.measures and not isinstance(policy, PeftModel):
+        reference = ranks.place(copy.deepcopy(policy).requires_grad_(False), device)
+    policy = ranks.place(policy, device)
+    train_pass = ranks.data_parallel(policy)
     optimizer = adamw(
         [p for p in policy.parameters() if p.requires_grad], lr=config.learning_rate, weight_decay=0.0
     )
@@ -122,15 +132,12 @@ def run_dpo(
         summed = (logprobs.float() * response_mask[:, 1:].to(device)).sum(-1)  # (2B,)
         return summed[: len(rows)], summed[len(rows) :]
 
-    ranks = current_ranks()
     reference_chosen, reference_rejected = _reference_logps(policy, response_logps, len(pairs), config.batch_size,
                                                             ranks)
     guard = None
-    if watch is not None and ranks.main:
-        # The parent for the KL: the adapter switched off under LoRA, else a frozen copy.
-        reference = None if isinstance(policy, PeftModel) else copy.deepcopy(policy).requires_grad_(False)
+    if watch is not None and ranks.measures:
         guard = PolicyWatch(watch, tokenizer, policy, lambda ids, mask: reference_logprobs(
-            policy, reference, ids, mask, watch.temperature))
+            policy, reference, ids, mask, watch.temperature), agree=ranks.agree)
 
     @torch.no_grad()
     def held_out() -> dict[str, float]:
@@ -151,9 +158,8 @@ def run_dpo(
                        "heldout_decisive": float(len(margin))}
         return result
 
-    # Loop: every rank draws the same batches and trains on its part of each; rank 0 alone
-    # watches the policy, and tells the others when it stops (worker.training.distributed).
-    train_pass = ranks.data_parallel(policy)
+    # Loop: every rank draws the same batches and trains on its part of each; rank 0 watches the
+    # policy (every rank under FSDP), and tells the others when it stops (worker.training.distributed).
     order = random.Random(config.seed)
     total_steps = config.planned_steps(len(pairs))
     step, started, metrics, stopped = 0, time.perf_counter(), {}, False
@@ -204,7 +210,7 @@ def run_dpo(
                 decisive = int(scores.get("heldout_decisive", 0))
                 worse = worse_than_chance(round(scores.get("heldout_accuracy", 1.0) * decisive), decisive)
                 metrics |= guard.check(step, policy, worse, scores).metrics()
-            elif eval_rows and step == total_steps and ranks.main:
+            elif eval_rows and step == total_steps and ranks.measures:
                 metrics |= held_out()
             stopped = ranks.from_main(guard is not None and guard.should_stop)
             if on_metrics is not None:
@@ -215,15 +221,16 @@ def run_dpo(
     # Checkpoint: the last weights that passed the watch's checks (the last ones without a watch).
     summary = {**metrics, "steps": float(step), "pairs": float(len(train_rows)), "eval_pairs": float(n_eval),
                "ties": float(sum(p.tie for p in pairs))}
-    if not ranks.main:  # every rank holds the same weights: rank 0 saves them
-        return TrainResult(None, summary)
     if guard is not None:
         summary |= {"kept_step": float(guard.kept.step)} | guard.kept.metrics()
         if guard.kept.step == 0:  # nothing passed the checks: the parent is all there is, save nothing
             return TrainResult(None, summary, guard.report())
         guard.restore(policy)
+    weights = ranks.whole_state_dict(policy)
+    if not ranks.main:  # rank 0 saves
+        return TrainResult(None, summary)
     write_trained(out_dir, policy, tokenizer, algorithm=ALGORITHM, config=asdict(config), metrics=summary,
-                  parent=policy_dir, base=base)
+                  parent=policy_dir, base=base, state_dict=weights)
     return TrainResult(Path(out_dir), summary, guard.report() if guard else {})
 
 
@@ -236,13 +243,16 @@ def _reference_logps(
     ranks: Ranks,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Chosen and rejected log-probs (N,) under the starting policy (adapter off under LoRA); each
-    rank computes its share of the pairs."""
+    rank computes its share of the pairs, in as many passes as the largest share takes (under FSDP
+    each pass is a collective): a rank with fewer rows repeats its first as a stand-in, left out."""
     part = ranks.shard(list(range(n_pairs)))
-    batches = [part.rows[i : i + batch_size] for i in range(0, len(part.rows), batch_size)]
+    largest = -(-n_pairs // ranks.world)  # rank 0's share
+    passes = -(-largest // batch_size)
+    batches = [part.rows[i : i + batch_size] or part.rows[:1] for i in range(0, passes * batch_size, batch_size)]
     if isinstance(policy, PeftModel):
         with as_parent(policy):
             results = [response_logps(policy, rows) for rows in batches]
     else:
         results = [response_logps(policy, rows) for rows in batches]
-    chosen, rejected = zip(*results)
-    return ranks.gather(torch.stack([torch.cat(chosen), torch.cat(rejected)], 1), part).unbind(1)
+    chosen, rejected = (torch.cat(side)[: len(part.rows)] for side in zip(*results))
+    return ranks.gather(torch.stack([chosen, rejected], 1), part).unbind(1)

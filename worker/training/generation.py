@@ -3,11 +3,17 @@
 Prompts are padded on the LEFT so that every row's next token lands in the
 same column; position ids count only real tokens, so padding does not shift
 them. Used for PPO rollouts and to fill the rating pool.
+
+A model sharded with FSDP (worker.training.distributed) runs each forward pass as a
+collective of all ranks: they sample in lockstep and stop when every rank's rows have
+ended, not when its own have.
 """
 
 from dataclasses import dataclass
 
 import torch
+import torch.distributed as dist
+from torch.distributed.fsdp import FSDPModule
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from worker.training.sequences import Prompt, encode_prompts, pad_left, position_ids_for, stop_ids
@@ -69,6 +75,7 @@ def _sample_batch(
     generator: torch.Generator,
 ) -> list[list[int]]:
     device = model.device
+    sharded = isinstance(model, FSDPModule)
     input_ids, attention_mask = pad_left(prompt_ids, pad_id)  # (B, P)
     input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
     positions = position_ids_for(attention_mask)  # (B, P)
@@ -93,13 +100,22 @@ def _sample_batch(
         next_token = torch.where(finished, torch.full_like(next_token, pad_id), next_token)
         sampled.append(next_token)
         finished |= torch.isin(next_token, end_ids)
-        if finished.all():
+        if _all_ended(finished, sharded):
             break
         step_ids = next_token[:, None]  # (B, 1)
         step_positions = step_positions[:, -1:] + 1  # (B, 1)
         attention_mask = torch.cat([attention_mask, (~finished).long()[:, None]], dim=1)
     tokens = torch.stack(sampled, dim=1).tolist()  # (B, N)
     return [_until_end(row, ends) for row in tokens]
+
+
+def _all_ended(finished: torch.Tensor, sharded: bool) -> bool:
+    """Whether every row has ended: on every rank, for a sharded model (its next pass is a collective)."""
+    ended = finished.all()
+    if sharded:
+        ended = ended.to(torch.int)
+        dist.all_reduce(ended, op=dist.ReduceOp.MIN)
+    return bool(ended)
 
 
 def _sample_next(

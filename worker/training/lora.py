@@ -128,9 +128,10 @@ def base_model_of(directory: Path, base: ModelRef | None) -> ModelRef:
 
 def write_trained(out_dir: Path, model: PreTrainedModel | PeftModel, tokenizer: PreTrainedTokenizerBase, *,
                   parent: Path, base: ModelRef | None, extra_metadata: dict[str, Any] | None = None,
-                  **metadata: Any) -> Path:
+                  state_dict: dict[str, torch.Tensor] | None = None, **metadata: Any) -> Path:
     """Publish a trained model with its tokenizer (`checkpoint_io.write_checkpoint`): the trained
-    adapter alone, naming the full model under `parent` by hash, or every weight."""
+    adapter alone, naming the full model under `parent` by hash, or every weight. `state_dict`:
+    the model's whole weights when it holds a shard of them (`Ranks.whole_state_dict`)."""
     adapter = isinstance(model, PeftModel)
     extra = dict(extra_metadata or {})
     if adapter:
@@ -138,10 +139,10 @@ def write_trained(out_dir: Path, model: PreTrainedModel | PeftModel, tokenizer: 
 
     def save(directory: Path) -> None:
         if adapter:
-            model.save_pretrained(directory, selected_adapters=[TRAINED])
+            model.save_pretrained(directory, selected_adapters=[TRAINED], state_dict=state_dict)
             _cast_adapter(directory, unwrap_model(model).get_input_embeddings().weight.dtype)
         else:
-            model.save_pretrained(directory)
+            model.save_pretrained(directory, state_dict=state_dict)
         tokenizer.save_pretrained(directory)
 
     return write_checkpoint(out_dir, save, parent=str(parent), extra_metadata=extra, **metadata)

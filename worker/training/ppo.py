@@ -18,6 +18,11 @@ With a watch (worker.training.watch) the policy is checked on held-out
 prompts every few iterations, and at once when a rollout's KL passes the
 budget; it stops when the KL or degeneration leave their limits, and the last
 good weights are the ones saved.
+
+On several processes (worker.training.distributed) every rank samples and scores
+the same rollouts and trains on its part of each minibatch. Under FSDP the policy,
+the frozen reference, the value model and the reward scorer are all sharded, and
+every rank runs the watch with them in lockstep.
 """
 
 import copy
@@ -90,6 +95,7 @@ class PPOConfig:
     lora_r: int = 0
     lora_alpha: int = 16
     gradient_checkpointing: bool = False  # recompute activations in the backward pass (devices.py)
+    sharded: bool = False  # on several processes, FSDP instead of DDP (worker.training.distributed)
     device: str = "auto"
     dtype: str = "float32"
 
@@ -113,11 +119,12 @@ def run_ppo(
     random.seed(config.seed)
     torch.manual_seed(config.seed)
     device = pick_device(config.device)
+    ranks = current_ranks(config.sharded)
     tokenizer = AutoTokenizer.from_pretrained(policy_dir)
     ensure_pad_token(tokenizer)
     policy = load_policy_for_training(policy_dir, base, config.lora_r, config.lora_alpha, use_fused_activations)
     value_model = use_fused_activations(load_sequence_classifier(reward_model_dir, base))
-    scorer = RewardScorer(reward_model_dir, config.device, base)
+    scorer = RewardScorer(reward_model_dir, config.device, base, ranks)
     if scorer.tokenizer.get_vocab() != tokenizer.get_vocab():
         # The value model (a copy of the reward model) reads the policy's token ids.
         raise ValueError("the reward model must share the policy's tokenizer")
@@ -129,10 +136,10 @@ def run_ppo(
         value_model = add_lora(value_model, config.lora_r, config.lora_alpha, TaskType.SEQ_CLS)
         reference = None
     else:
-        reference = copy.deepcopy(policy).requires_grad_(False)
-        reference.to(device).eval()
-    prepare_for_training(policy.to(device), config.gradient_checkpointing)
-    prepare_for_training(value_model.to(device), config.gradient_checkpointing)
+        reference = ranks.place(copy.deepcopy(policy).requires_grad_(False).eval(), device)
+    policy = ranks.place(prepare_for_training(policy, config.gradient_checkpointing), device)
+    value_model = ranks.place(prepare_for_training(value_model, config.gradient_checkpointing), device)
+    train_pass = ranks.data_parallel(policy, value_model)
     trainable = [p for model in (policy, value_model) for p in model.parameters() if p.requires_grad]
     optimizer = adamw(trainable, lr=config.learning_rate, eps=1e-5)
     kl_controller = (
@@ -140,9 +147,9 @@ def run_ppo(
         if config.kl_target is not None
         else FixedKLController(config.kl_coef)
     )
-    ranks = current_ranks()
-    guard = None if watch is None or not ranks.main else PolicyWatch(
-        watch, tokenizer, policy, lambda ids, mask: reference_logprobs(policy, reference, ids, mask, watch.temperature))
+    guard = None if watch is None or not ranks.measures else PolicyWatch(
+        watch, tokenizer, policy, lambda ids, mask: reference_logprobs(policy, reference, ids, mask, watch.temperature),
+        agree=ranks.agree)
 
     # Data: prompts cycled in a seeded random order.
     prompt_order = random.Random(config.seed)
@@ -158,9 +165,8 @@ def run_ppo(
         return batch
 
     # Loop: every rank samples and scores the same rollouts, and trains on its part of each
-    # minibatch; rank 0 alone watches the policy, and tells the others when it stops
-    # (worker.training.distributed).
-    train_pass = ranks.data_parallel(policy, value_model)
+    # minibatch; rank 0 watches the policy (every rank under FSDP), and tells the others when it
+    # stops (worker.training.distributed).
     started = time.perf_counter()
     metrics: dict[str, float] = {}
     for step in range(1, config.steps + 1):
@@ -268,14 +274,16 @@ def run_ppo(
 
     # Checkpoint: the policy only (the last good weights under a watch); the value model was a training aid.
     summary = {**metrics, "steps": float(step)}
-    if not ranks.main:  # every rank holds the same weights: rank 0 saves them
-        return TrainResult(None, summary)
     if guard is not None:
         summary |= {"kept_step": float(guard.kept.step)} | guard.kept.metrics()
         if guard.kept.step == 0:  # nothing passed the checks: the parent is all there is, save nothing
             return TrainResult(None, summary, guard.report())
         guard.restore(policy)
+    weights = ranks.whole_state_dict(policy)
+    if not ranks.main:  # rank 0 saves
+        return TrainResult(None, summary)
     write_trained(out_dir, policy, tokenizer, algorithm=ALGORITHM, config=asdict(config), metrics=summary,
-                  parent=policy_dir, base=base, extra_metadata={"reward_model": str(reward_model_dir)})
+                  parent=policy_dir, base=base, extra_metadata={"reward_model": str(reward_model_dir)},
+                  state_dict=weights)
     return TrainResult(Path(out_dir), summary, guard.report() if guard else {})
 

@@ -26,7 +26,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreT
 from worker.training.checkpoint_io import read_metadata
 from worker.training.data import PreferencePair, TrainingCancelled, TrainResult, UnaryExample, steps_per_epoch
 from worker.training.devices import autocast_for, pick_device, prepare_for_training
-from worker.training.distributed import current_ranks
+from worker.training.distributed import Ranks, current_ranks
 from worker.training.kernels import adamw, use_fused_activations
 from worker.training.lora import (
     ModelRef,
@@ -70,6 +70,7 @@ class RewardModelConfig:
     lora_r: int = 0  # 0 trains every weight; > 0 trains LoRA adapters of this rank
     lora_alpha: int = 16
     gradient_checkpointing: bool = False  # recompute activations in the backward pass (devices.py)
+    sharded: bool = False  # on several processes, FSDP instead of DDP (worker.training.distributed)
     device: str = "auto"
     dtype: str = "float32"
 
@@ -97,6 +98,7 @@ def fit_reward_model(
     random.seed(config.seed)
     torch.manual_seed(config.seed)
     device = pick_device(config.device)
+    ranks = current_ranks(config.sharded)
     tokenizer = AutoTokenizer.from_pretrained(policy_dir)
     ensure_pad_token(tokenizer)
     model = use_fused_activations(AutoModelForSequenceClassification.from_pretrained(
@@ -104,7 +106,8 @@ def fit_reward_model(
     ))
     if config.lora_r > 0:
         model = add_lora(model, config.lora_r, config.lora_alpha, TaskType.SEQ_CLS)
-    prepare_for_training(model.to(device), config.gradient_checkpointing)
+    model = ranks.place(prepare_for_training(model, config.gradient_checkpointing), device)
+    train_pass = ranks.data_parallel(model)
     optimizer = adamw(
         [p for p in model.parameters() if p.requires_grad],
         lr=config.learning_rate,
@@ -156,8 +159,6 @@ def fit_reward_model(
         return compared, score_thumbs(thumbed_batch) if thumbed_batch else None
 
     # Loop: every rank draws the same batches and trains on its part of each (worker.training.distributed).
-    ranks = current_ranks()
-    train_pass = ranks.data_parallel(model)
     order = random.Random(config.seed + 1)
     step, started, metrics = 0, time.perf_counter(), {}
     training_mode = model.training
@@ -205,7 +206,7 @@ def fit_reward_model(
                 "epoch": float(epoch),
                 "pairs_per_second": step * config.batch_size / (time.perf_counter() - started),
             }
-            if step % epoch_steps == 0 and (eval_set or eval_thumbs) and ranks.main:
+            if step % epoch_steps == 0 and (eval_set or eval_thumbs) and ranks.measures:
                 model.eval()
                 if eval_set:
                     metrics.update(_evaluate(eval_set, rewards_of, config.batch_size))
@@ -214,7 +215,7 @@ def fit_reward_model(
                 model.train(training_mode)
             if on_metrics is not None:
                 on_metrics(step, metrics)
-    if not ranks.main:  # every rank holds the same weights: rank 0 measures and saves them
+    if not ranks.measures:  # rank 0 measures and saves the whole weights every rank holds
         return TrainResult(None, metrics)
 
     # Normalisation over the responses it was trained on, each once: two responses
@@ -249,8 +250,12 @@ def fit_reward_model(
         "reward_mean": normalisation["mean"],
         "reward_std": normalisation["std"],
     }
+    weights = ranks.whole_state_dict(model)
+    if not ranks.main:  # rank 0 saves
+        return TrainResult(None, summary)
     write_trained(out_dir, model, tokenizer, algorithm=ALGORITHM, config=asdict(config), metrics=summary,
-                  parent=policy_dir, base=base, extra_metadata={"reward_normalisation": normalisation})
+                  parent=policy_dir, base=base, extra_metadata={"reward_normalisation": normalisation},
+                  state_dict=weights)
     return TrainResult(Path(out_dir), summary)
 
 
@@ -281,14 +286,14 @@ def token_scores(model: PreTrainedModel, input_ids: torch.Tensor, attention_mask
 
 
 class RewardScorer:
-    """A saved reward model that scores text, normalised to mean 0 / std 1."""
+    """A saved reward model that scores text, normalised to mean 0 / std 1; held as `ranks`
+    hold models (sharded under FSDP: every rank then scores the same texts in lockstep)."""
 
-    def __init__(self, directory: Path, device: str = "auto", base: ModelRef | None = None):
+    def __init__(self, directory: Path, device: str = "auto", base: ModelRef | None = None, ranks: Ranks = Ranks()):
         self.device = pick_device(device)
         self.tokenizer = AutoTokenizer.from_pretrained(directory)
         ensure_pad_token(self.tokenizer)
-        self.model = use_fused_activations(
-            load_sequence_classifier(directory, base)).to(self.device).eval()
+        self.model = ranks.place(use_fused_activations(load_sequence_classifier(directory, base)).eval(), self.device)
         normalisation = read_metadata(directory).get("reward_normalisation", {"mean": 0.0, "std": 1.0})
         self.mean, self.std = normalisation["mean"], normalisation["std"]
 

@@ -24,16 +24,22 @@ within a few points of 55% while the policy keeps learning what raters want
 (bench/README.md, "Safe rounds"). The parent itself (step 0) is the first
 snapshot: a policy that breaks before its first good check is the parent, and
 `kept.step == 0` says so (the algorithms then save nothing).
+
+With a policy sharded across processes (FSDP, worker.training.distributed) every
+rank runs the watch, as each of its forward passes is a collective; they take rank
+0's verdict of each check (`agree`), and each keeps a snapshot of its own shard.
 """
 
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from transformers import PreTrainedTokenizerBase
 
 from worker.training.degeneration import SampleStats, against_parent, sample_stats
+from worker.training.distributed import local_part
 from worker.training.generation import generate_responses
 from worker.training.logprobs import token_logprobs
 from worker.training.sequences import Prompt, pad_prompt_response
@@ -82,16 +88,19 @@ class PolicyWatch:
 
     `reference_logprobs(input_ids, attention_mask)` gives the parent's per-token
     log-probs (B, T-1) at the watch's temperature: a frozen copy's, or the policy's
-    with its LoRA adapter switched off.
+    with its LoRA adapter switched off. `agree(failures)`: the failures every rank acts
+    on (`Ranks.agree`).
     """
 
     def __init__(self, config: WatchConfig, tokenizer: PreTrainedTokenizerBase, policy: torch.nn.Module,
-                 reference_logprobs: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]):
+                 reference_logprobs: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                 agree: Callable[[Any], Any] = lambda failures: failures):
         if not config.prompts:
             raise ValueError("the watch needs held-out prompts")
         self.config = config
         self.tokenizer = tokenizer
         self.reference_logprobs = reference_logprobs
+        self.agree = agree
         self.parent_texts, parent_ended, _ = self._sample(policy)  # the policy has not moved yet
         self.parent = sample_stats(self.parent_texts, parent_ended)
         self.kept = Probe(0, 0.0, self.parent, [], self.parent_texts)
@@ -114,9 +123,10 @@ class PolicyWatch:
         failures = [c.name for c in against_parent(stats, self.parent) if not c.passed]
         if self.config.kl_budget is not None and kl > self.config.kl_budget:
             failures.append("kl")
-        self._worse_than_chance = self._worse_than_chance + 1 if worse_than_chance else 0
         if worse_than_chance:
             failures.append("heldout")
+        failures = self.agree(failures)
+        self._worse_than_chance = self._worse_than_chance + 1 if "heldout" in failures else 0
         probe = Probe(step, kl, stats, failures, texts, details or {})
         self.last = probe
         if not failures:
@@ -137,7 +147,7 @@ class PolicyWatch:
         parameters = dict(policy.named_parameters())
         with torch.no_grad():
             for name, value in self._snapshot.items():
-                parameters[name].copy_(value)
+                local_part(parameters[name]).copy_(value)
 
     def report(self, samples: int = 8) -> dict:
         """What the watch saw, for the round: checks, the kept step and why training stopped,
@@ -168,4 +178,6 @@ class PolicyWatch:
 
     @staticmethod
     def _copy(policy: torch.nn.Module) -> dict[str, torch.Tensor]:
-        return {name: p.detach().to("cpu", copy=True) for name, p in policy.named_parameters() if p.requires_grad}
+        """The trainable weights on the CPU: this rank's shards of a sharded policy."""
+        return {name: local_part(p.detach()).to("cpu", copy=True) for name, p in policy.named_parameters()
+                if p.requires_grad}
