@@ -108,7 +108,7 @@ def test_a_retry_that_finds_the_lease_gone_replays_the_stored_answer(db):
 
     @event.listens_for(late.connection(), "before_cursor_execute")
     def pause_before_reading_the_item(conn, cursor, statement, *args):
-        if "FROM item LEFT OUTER JOIN lease" in statement and not at_item_query.is_set():
+        if "FOR UPDATE OF item" in statement and not at_item_query.is_set():
             at_item_query.set()
             go_on.wait(timeout=10)
 
