@@ -39,7 +39,7 @@ def make_engine(url: str) -> Engine:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    engine = create_engine(url, pool_size=10, max_overflow=20)
+    engine = create_engine(url, pool_size=get_settings().db_pool_size, max_overflow=20)
     event.listen(engine, "checkout", _refuse_closed_connection)
     return engine
 
