@@ -1,5 +1,6 @@
 """Engine and session factory; the one place that knows about database URLs."""
 
+import select as io_select
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import IntEnum
@@ -7,6 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, func, select
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.settings import get_settings
@@ -37,8 +39,24 @@ def make_engine(url: str) -> Engine:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    # pool_pre_ping detects connections left stale by a database restart.
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    engine = create_engine(url, pool_size=get_settings().db_pool_size, max_overflow=20)
+    event.listen(engine, "checkout", _refuse_closed_connection)
+    return engine
+
+
+def _refuse_closed_connection(dbapi_connection, _record, _proxy) -> None:
+    """Replace a pooled connection the database has closed (a restart), so a restart
+    answers no 503s afterwards. A server that ends a session says so on its socket (an
+    error message, then end of file), and nothing else arrives on an idle connection
+    (tuneloop never LISTENs), so anything to read means closed; at worst it costs one
+    needless reconnect. One poll, where pool_pre_ping would spend a round trip per
+    request. While the database is down the reconnect fails and the request gets its 503."""
+    if not dbapi_connection.closed:
+        poller = io_select.poll()
+        poller.register(dbapi_connection.fileno(), io_select.POLLIN)
+        if not poller.poll(0):
+            return
+    raise DisconnectionError("the database closed this pooled connection")
 
 
 # PostgreSQL advisory locks take two int keys: this first one keeps tuneloop's apart from

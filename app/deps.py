@@ -12,8 +12,8 @@ from starlette.concurrency import run_in_threadpool
 from app.auth.csrf import CSRF_HEADER, tokens_match
 from app.auth.session_cookie import COOKIE_NAME, BrowserSession, decode_session
 from app.db import end_session, get_sessionmaker
-from app.models import Role, User
-from app.users.service import user_for_token
+from app.models import Role
+from app.users.service import Caller, caller_by_id, caller_for_token
 
 
 async def get_db() -> AsyncIterator[Session]:
@@ -51,17 +51,17 @@ BrowserSessionDep = Annotated[BrowserSession | None, Depends(get_browser_session
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def get_current_user(request: Request, db: SessionDep, browser: BrowserSessionDep) -> User:
+def get_current_user(request: Request, db: SessionDep, browser: BrowserSessionDep) -> Caller:
     header = request.headers.get("authorization", "")
     if header:
         scheme, _, token = header.partition(" ")
-        user = user_for_token(db, token.strip()) if scheme.lower() == "bearer" else None
+        user = caller_for_token(db, token.strip()) if scheme.lower() == "bearer" else None
         if user is None:
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid or revoked API token",
                                 headers={"WWW-Authenticate": "Bearer"})
     else:
-        user = db.get(User, browser.user_id) if browser else None
-        if user is None or not user.is_active:
+        user = caller_by_id(db, browser.user_id) if browser else None
+        if user is None:
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, "not signed in",
                                 headers={"WWW-Authenticate": "Bearer"})
         # The browser sends the cookie on any site's request; only our own pages
@@ -70,25 +70,24 @@ def get_current_user(request: Request, db: SessionDep, browser: BrowserSessionDe
                 browser.csrf_token, request.headers.get(CSRF_HEADER)):
             raise HTTPException(status.HTTP_403_FORBIDDEN,
                                 "missing or wrong CSRF token (send the X-CSRF-Token header)")
-    request.state.user = user
     return user
 
 
-CurrentUser = Annotated[User, Depends(get_current_user)]
+CurrentUser = Annotated[Caller, Depends(get_current_user)]
 
 
-async def get_current_rater(user: CurrentUser) -> User:
+async def get_current_rater(user: CurrentUser) -> Caller:
     # Admins may rate too (they often calibrate the guidelines that way).
     return user
 
 
-CurrentRater = Annotated[User, Depends(get_current_rater)]
+CurrentRater = Annotated[Caller, Depends(get_current_rater)]
 
 
-async def get_current_admin(user: CurrentUser) -> User:
+async def get_current_admin(user: CurrentUser) -> Caller:
     if user.role != Role.admin:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "admins only")
     return user
 
 
-CurrentAdmin = Annotated[User, Depends(get_current_admin)]
+CurrentAdmin = Annotated[Caller, Depends(get_current_admin)]

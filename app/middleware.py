@@ -96,7 +96,8 @@ class DatabaseConcurrency:
     so a load that swings around the steady size would open and close them all the
     time, each a new PostgreSQL backend that forks and plans every statement anew
     (with 1,000 raters that churn cost PostgreSQL more CPU than the ratings did). The
-    overflow stays as headroom for a request that needs a second connection.
+    overflow stays as headroom for a request that needs a second connection. The steady
+    size is small on purpose (TUNELOOP_DB_POOL_SIZE, app.settings says why).
     """
 
     EXEMPT = ("/healthz", "/static/")

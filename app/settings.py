@@ -16,6 +16,11 @@ class Settings(BaseSettings):
 
     env: Literal["development", "production"] = "development"
     database_url: str = "sqlite:///./var/tuneloop.db"
+    # PostgreSQL connections each process keeps, and so the requests a web process works on
+    # at once (app.middleware.DatabaseConcurrency). A process computes on one core at a time
+    # (the GIL): a few requests cover its waits on a local database, and more only make
+    # their threads contend for the interpreter. A distant database may want more.
+    db_pool_size: int = Field(3, ge=1)
     # "embedded" means kombu's SQLAlchemy transport on a SQLite file under var_dir,
     # so the demo needs no Redis; production sets redis://...
     broker_url: str = EMBEDDED_BROKER

@@ -52,7 +52,7 @@ def launch_round(request: Request, db: SessionDep, viewer: PageAdmin,
                  fields: Annotated[dict[str, str], Depends(posted_round_fields)]) -> Response:
     """Queue a training round from the form, then watch it."""
     try:
-        round_ = lifecycle.launch_round(db, parse_round_settings(fields), viewer.user)
+        round_ = lifecycle.launch_round(db, parse_round_settings(fields), viewer.user.id)
     except (InvalidInput, Conflict, QueueUnavailable) as error:
         return _overview(request, db, viewer, error=str(error),
                          error_field=getattr(error, "field", None) or "",

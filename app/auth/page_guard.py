@@ -37,11 +37,10 @@ class PageForbidden(Exception):
     pass
 
 
-def get_viewer(request: Request, db: SessionDep, browser: BrowserSessionDep) -> Viewer:
+def get_viewer(db: SessionDep, browser: BrowserSessionDep) -> Viewer:
     user = db.get(User, browser.user_id) if browser else None
     if user is None or not user.is_active:
         raise LoginRequired()
-    request.state.user = user
     return Viewer(user=user, csrf_token=browser.csrf_token)
 
 

@@ -82,24 +82,28 @@ _EARLIER = select(Rating.id).where(
     Rating.user_id == _USER, or_(Rating.item_id == _ITEM, Rating.idempotency_key == _KEY)).limit(1)
 _EARLIER_ANY = select(Rating.id, Rating.item_id, Rating.idempotency_key).where(
     Rating.user_id == _USER, or_(Rating.item_id.in_(_ITEMS), Rating.idempotency_key.in_(_KEYS)))
+# One row per response: the item, the caller's lease on it, and the response's sample.
 _ITEMS_AND_LEASES = (
     select(Item.id, Item.kind, Item.answers, Item.overlap, Lease.id.label("lease_id"),
-           Lease.created_at.label("leased_at"), Lease.expires_at, Lease.skipped_at, Lease.display_order)
+           Lease.created_at.label("leased_at"), Lease.expires_at, Lease.skipped_at, Lease.display_order,
+           ItemResponse.position, Sample.id.label("sample_id"), Sample.checkpoint_id, Sample.source,
+           Sample.generation)
+    .join(ItemResponse, ItemResponse.item_id == Item.id)
+    .join(Sample, Sample.id == ItemResponse.sample_id)
     .outerjoin(Lease, and_(Lease.item_id == Item.id, Lease.user_id == _USER))
     .where(Item.id.in_(_ITEMS))
-    .order_by(Item.id))
+    .order_by(Item.id, ItemResponse.position))
 # Answers of the same item (and its leases) go one at a time; a transaction locks its
 # items in ascending id order, as leasing does, so two never wait on each other.
 _ITEMS_AND_LEASES_LOCKED = _ITEMS_AND_LEASES.with_for_update(of=Item.__table__)
-_SHOWN = (select(ItemResponse.item_id, ItemResponse.position, Sample.id, Sample.checkpoint_id, Sample.source,
-                 Sample.generation)
-          .join(Sample, Sample.id == ItemResponse.sample_id)
-          .where(ItemResponse.item_id.in_(_ITEMS)))
 _INSERT = {name: insert(Rating).on_conflict_do_nothing().returning(Rating.id, Rating.item_id)
            for name, insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))}
 _END_LEASES = delete(Lease).where(Lease.id.in_(bindparam("lease_ids", expanding=True)))
 _COUNT_ANSWERS = update(Item).where(Item.id.in_(_ITEMS)).values(
     answers=Item.answers + 1, done=Item.answers + 1 >= Item.overlap)
+# PostgreSQL ends the leases inside the count's statement (a data-modifying WITH), one
+# round trip for both; SQLite has no such WITH and runs the two.
+_COUNT_ANSWERS_ENDING_LEASES = _COUNT_ANSWERS.add_cte(_END_LEASES.cte("ended"))
 
 
 def _earlier(db: Session, user_id: int, item_id: int, idempotency_key: str | None) -> int | None:
@@ -122,9 +126,10 @@ def store_answers(db: Session, user_id: int,
 
     A retry (same key or item, same body) gets the first result back; so does a row
     repeating an earlier row of the same call. The raters' hot path, in Core
-    statements on the session's connection, six for any number of new answers:
-    earlier answers; the items with the caller's leases, locked in id order; their
-    responses; one insert; end the leases; count the answers. Answers that fail
+    statements on the session's connection, four for any number of new answers on
+    PostgreSQL: earlier answers; the items with the caller's leases and their
+    responses, locked in id order; one insert; end the leases and count the answers
+    (two statements on SQLite). Answers that fail
     write nothing, but the caller decides whether the others stand (a bulk upload
     is all or none)."""
     conn = db.connection()
@@ -155,9 +160,9 @@ def store_answers(db: Session, user_id: int,
     items, shown = {}, {}
     if locked:
         statement = _ITEMS_AND_LEASES_LOCKED if dialect == "postgresql" else _ITEMS_AND_LEASES
-        items = {item.id: item for item in conn.execute(statement, {"user_id": user_id, "item_ids": locked})}
-        for row in conn.execute(_SHOWN, {"item_ids": locked}):
-            shown.setdefault(row.item_id, {})[row.position] = row
+        for row in conn.execute(statement, {"user_id": user_id, "item_ids": locked}):
+            items[row.id] = row
+            shown.setdefault(row.id, {})[row.position] = row
 
     now = utcnow()
     firsts: dict[tuple, int] = {}  # ("item", id) / ("key", key) → the row of this call that answers it
@@ -201,8 +206,11 @@ def store_answers(db: Session, user_id: int,
                 outcomes[index] = Conflict("this answer collided with another one; send it again")
         if answered:
             lease_ids = [items[item_id].lease_id for item_id in answered]
-            conn.execute(_END_LEASES, {"lease_ids": lease_ids})
-            conn.execute(_COUNT_ANSWERS, {"item_ids": answered})
+            if dialect == "postgresql":
+                conn.execute(_COUNT_ANSWERS_ENDING_LEASES, {"lease_ids": lease_ids, "item_ids": answered})
+            else:
+                conn.execute(_END_LEASES, {"lease_ids": lease_ids})
+                conn.execute(_COUNT_ANSWERS, {"item_ids": answered})
             # Core wrote behind the session's back: objects it already holds are stale now.
             for item_id, lease_id in zip(answered, lease_ids):
                 if (stale_item := db.identity_map.get(db.identity_key(Item, item_id))) is not None:
@@ -229,7 +237,7 @@ def _answer_values(db: Session, user_id: int, answer: RatingInput, key: str | No
     """The rating row for one answer to a locked item, or the error that refuses it."""
     if item is None:
         raise NotFound(f"no item {answer.item_id}")
-    check_rating(item.kind, {row.id for row in shown.values()}, answer)
+    check_rating(item.kind, {row.sample_id for row in shown.values()}, answer)
     if item.lease_id is None or item.skipped_at is not None:
         raise LeaseExpired(f"item {answer.item_id} is not leased to you; ask for the next item")
     if item.expires_at <= now and \
@@ -249,7 +257,7 @@ def _answer_values(db: Session, user_id: int, answer: RatingInput, key: str | No
         idempotency_key=key,
         request_hash=request_hash,
         provenance=[
-            {"position": p, "sample_id": shown[p].id, "checkpoint_id": shown[p].checkpoint_id,
+            {"position": p, "sample_id": shown[p].sample_id, "checkpoint_id": shown[p].checkpoint_id,
              "source": shown[p].source, "generation": shown[p].generation}
             for p in item.display_order or sorted(shown)
         ],

@@ -33,8 +33,9 @@ from app.settings import get_settings
 ACTIVE = (RoundStatus.queued, RoundStatus.running)
 
 
-def launch_round(db: Session, settings: RoundSettings, user: User | None) -> TrainingRound:
-    """queued: the round is stored, and its id sent to the train queue once committed."""
+def launch_round(db: Session, settings: RoundSettings, created_by_id: int | None) -> TrainingRound:
+    """queued: the round is stored, and its id sent to the train queue once committed; created_by_id
+    is the admin who launched it (None: the schedule)."""
     lock_transaction(db, TransactionLock.launch_round)
     fail_stale_rounds(db)
     if current_checkpoint(db) is None:
@@ -54,7 +55,7 @@ def launch_round(db: Session, settings: RoundSettings, user: User | None) -> Tra
                          settings.algorithm)
     ensure_queue_available()
     round_ = TrainingRound(algorithm=settings.algorithm, config=settings.model_dump(),
-                           created_by_id=user.id if user else None, status=RoundStatus.queued)
+                           created_by_id=created_by_id, status=RoundStatus.queued)
     db.add(round_)
     db.flush()
     send_after_commit(db, RUN_ROUND, [round_.id], queue="train")

@@ -32,7 +32,7 @@ def _views(db, rounds: list[TrainingRound], detail: bool = False) -> list:
                                        503: {"description": "the task queue is unavailable"}})
 def launch_round(settings: RoundSettings, db: SessionDep, admin: CurrentAdmin) -> RoundCreated:
     """Queue a training round (PPO or DPO) on the current checkpoint."""
-    round_ = lifecycle.launch_round(db, settings, admin)
+    round_ = lifecycle.launch_round(db, settings, admin.id)
     return RoundCreated(id=round_.id, status=round_.status)
 
 

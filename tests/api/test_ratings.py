@@ -1,7 +1,8 @@
 """POST /api/v1/ratings: answer a leased item, once, retry-safe."""
 
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
+from app.db import get_engine
 from app.models import Item, Rating
 from tests.factories import expire_leases, make_items
 
@@ -139,3 +140,28 @@ def test_an_item_with_one_response_takes_a_thumb(client, rater, db):
     refused = client.post("/api/v1/ratings", headers=rater,
                           json={"item_id": pair["item_id"], "verdict": "tie", "thumb": "up"})
     assert refused.status_code == 422 and "items with one response" in refused.json()["detail"]
+
+
+
+def test_a_rating_costs_a_fixed_number_of_statements(client, rater, db):
+    """The raters' hot path, counted so that it cannot grow unnoticed (bench/README.md has the
+    profile): besides BEGIN and COMMIT, a new lease is the token's lookup and 4 statements,
+    an answer the token's lookup and 4."""
+    make_items(db, 2)
+    first = lease(client, rater)  # the pool's first connection sets itself up: not the hot path
+    client.post("/api/v1/ratings", json=prefer_first(first), headers=rater)
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    event.listen(get_engine(), "before_cursor_execute", count)
+    try:
+        shown = lease(client, rater)
+        leasing = len(statements)
+        response = client.post("/api/v1/ratings", json=prefer_first(shown), headers=rater)
+    finally:
+        event.remove(get_engine(), "before_cursor_execute", count)
+    assert response.status_code == 201 and shown["item_id"] != first["item_id"]
+    assert leasing == 5, statements[:leasing]
+    assert len(statements) - leasing == 5, statements[leasing:]

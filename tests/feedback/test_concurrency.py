@@ -4,14 +4,14 @@ answer lost or doubled, no lock cycle."""
 import threading
 from collections import Counter
 
-from sqlalchemy import event, func, select, text
+from sqlalchemy import event, func, select
 
-from app.db import get_sessionmaker
+from app.db import get_engine, get_sessionmaker
 from app.feedback.leasing import lease_items, lease_next_item
 from app.feedback.ratings import RatingInput, submit_rating
 from app.models import Item, Rating
 from tests.factories import make_items, make_user
-from tests.services import wait_until
+from tests.services import lock_waiters, wait_until
 
 
 def test_20_raters_50_items_overlap_2(db):
@@ -87,9 +87,8 @@ def test_a_retry_racing_its_first_attempt_replays_it(db):
     for thread in threads:
         thread.start()
     waiting.wait()
-    wait_until(lambda: db.scalar(text(
-        "select count(*) from pg_stat_activity where wait_event_type = 'Lock'")) >= 2,
-        timeout=10, what="both submits waiting on the item's lock")
+    # A fresh transaction per look: one transaction sees a single snapshot of pg_stat_activity.
+    wait_until(lambda: lock_waiters(get_engine()) >= 2, timeout=10, what="both submits waiting on the item's lock")
     blocker.rollback()
     blocker.close()
     for thread in threads:
@@ -108,7 +107,7 @@ def test_a_retry_that_finds_the_lease_gone_replays_the_stored_answer(db):
 
     @event.listens_for(late.connection(), "before_cursor_execute")
     def pause_before_reading_the_item(conn, cursor, statement, *args):
-        if "FROM item LEFT OUTER JOIN lease" in statement and not at_item_query.is_set():
+        if "FOR UPDATE OF item" in statement and not at_item_query.is_set():
             at_item_query.set()
             go_on.wait(timeout=10)
 

@@ -52,7 +52,7 @@ def test_a_pool_timeout_is_a_503_not_a_500(db, monkeypatch):
     def pool_exhausted(*_args):
         raise PoolTimeout("QueuePool limit of size 10 overflow 20 reached")
 
-    monkeypatch.setattr(deps, "user_for_token", pool_exhausted)
+    monkeypatch.setattr(deps, "caller_for_token", pool_exhausted)
     with TestClient(create_app()) as client:
         response = client.get("/api/v1/items/next", headers={"Authorization": "Bearer tl_x"})
     assert response.status_code == 503 and response.headers["retry-after"] == "1"

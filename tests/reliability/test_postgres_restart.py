@@ -2,8 +2,9 @@
 or a failover would) and once by crash (-m immediate), each with a two-second outage.
 
 The web server is left alone: it must notice its stale pooled connections by itself
-(pool_pre_ping), answer clean 503s with Retry-After while the database is away
-(never a 500), and lose no acknowledged rating.
+(app.db polls each one's socket at checkout; tests/test_db.py checks that no request
+fails once the database is back), answer clean 503s with Retry-After while the
+database is away (never a 500), and lose no acknowledged rating.
 """
 
 import time
