@@ -100,7 +100,7 @@ def _join(job: NodeJob, node_rank: int, store: CheckpointStore, job_dir: Path) -
     arguments["out_dir"] = job_dir / "out"  # never written: rank 0, on node 0, saves
     write_job(job_dir, trainer, arguments)
     try:
-        run_job(job_dir, job.processes, Rendezvous(job.nodes, job.master, job.rendezvous_timeout_seconds),
+        run_job(trainer, job_dir, job.processes, Rendezvous(job.nodes, job.master, job.rendezvous_timeout_seconds),
                 node_rank, should_stop=_ended(job.id))
     except TrainingCancelled:
         _say(f"job {job.id}: node 0 ended it (the round was cancelled or failed); stopped here")

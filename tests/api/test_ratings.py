@@ -142,7 +142,6 @@ def test_an_item_with_one_response_takes_a_thumb(client, rater, db):
     assert refused.status_code == 422 and "items with one response" in refused.json()["detail"]
 
 
-
 def test_a_rating_costs_a_fixed_number_of_statements(client, rater, db):
     """The raters' hot path, counted so that it cannot grow unnoticed (bench/README.md has the
     profile): besides BEGIN and COMMIT, a new lease is the token's lookup and 4 statements,

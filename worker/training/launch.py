@@ -28,7 +28,7 @@ from typing import Any
 
 from worker.training.checkpoint_files import PARTIAL
 from worker.training.data import TrainingCancelled, TrainResult
-from worker.training.job import METRICS, TRAINERS, read_job, read_result, write_job
+from worker.training.job import METRICS, TRAINERS, read_result, write_job
 from worker.training.torchrun import LAUNCHER_PID
 
 POLL_SECONDS = 0.2
@@ -59,19 +59,18 @@ def run_trainer(trainer: str, processes: int, job_dir: Path, *, nodes: Rendezvou
     job_dir = Path(job_dir)
     write_job(job_dir, trainer, arguments)
     try:
-        run_job(job_dir, processes, nodes, on_metrics=on_metrics, should_stop=should_stop)
+        run_job(trainer, job_dir, processes, nodes, on_metrics=on_metrics, should_stop=should_stop)
         return read_result(job_dir)
     except BaseException:
         _remove_output(Path(arguments["out_dir"]))
         raise
 
 
-def run_job(job_dir: Path, processes: int, nodes: Rendezvous | None = None, node_rank: int = 0, *,
+def run_job(trainer: str, job_dir: Path, processes: int, nodes: Rendezvous | None = None, node_rank: int = 0, *,
             on_metrics: Callable[[int, dict[str, float]], None] | None = None,
             should_stop: Callable[[], bool] | None = None) -> None:
-    """Run the job written in `job_dir` under torchrun, on `processes` processes of this machine,
-    as node `node_rank` of `nodes` when given, until it ends; raises as `run_trainer` says."""
-    trainer, _ = read_job(job_dir)
+    """Run the `trainer` job written in `job_dir` under torchrun, on `processes` processes of this
+    machine, as node `node_rank` of `nodes` when given, until it ends; raises as `run_trainer` says."""
     where = f"{processes} processes" if nodes is None else f"{nodes.nodes} nodes x {processes} processes"
     if nodes is None:
         rendezvous = ["--standalone"]
